@@ -1,0 +1,146 @@
+//! Group commit: one writer thread turns every fulfillment that arrives while the
+//! previous commit is being made durable into the next single transaction.
+//!
+//! A request waits for the commit that holds its record, so each 200 is durable,
+//! while many concurrent requests share one fsync instead of paying one each.
+//! The queue is bounded: when the disk cannot keep up, senders wait (backpressure)
+//! rather than memory growing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hq_core::domain::{Fulfillment, UserTotals};
+use hq_core::StoreError;
+use redb::{Database, ReadableTable};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::schema::{FULFILLMENTS, TOTALS};
+use crate::{err, from_json, to_json};
+
+/// The most records one transaction takes; bounds commit latency under load.
+const MAX_BATCH: usize = 1024;
+/// Records that may wait for the writer.
+const QUEUE: usize = 8192;
+
+struct Job {
+    fulfillment: Fulfillment,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+enum Msg {
+    Record(Job),
+    /// Commit what is queued, then stop.
+    Close(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Writer {
+    pub(crate) fn start(db: Arc<Database>) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("hq-group-commit".into())
+            .spawn(move || run(db, rx))
+            .expect("spawning the group-commit thread");
+        Self { tx }
+    }
+
+    /// Queues a record and waits until its transaction is durable.
+    pub(crate) async fn record(&self, fulfillment: Fulfillment) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Record(Job { fulfillment, done }))
+            .await
+            .map_err(|_| StoreError("the store is shutting down".into()))?;
+        wait.await
+            .map_err(|_| StoreError("the writer stopped before committing".into()))?
+            .map_err(StoreError)
+    }
+
+    /// Commits everything queued and stops the writer; later records fail.
+    pub(crate) async fn close(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Close(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// The writer loop. Ends when every sender is gone (the store was dropped), after
+/// committing whatever was queued.
+fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Msg>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut closing = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Record(job) => batch.push(job),
+                Msg::Close(done) => closing = Some(done),
+            }
+            if batch.len() < MAX_BATCH && closing.is_none() {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            let outcome = commit(&db, &batch).map_err(|e| e.0);
+            if let Err(e) = &outcome {
+                tracing::error!(error = %e, records = batch.len(), "group commit failed");
+            }
+            for job in batch.drain(..) {
+                let _ = job.done.send(outcome.clone());
+            }
+        }
+        if let Some(done) = closing.take() {
+            rx.close();
+            // Anything that slipped in before the close is still committed.
+            while let Ok(Msg::Record(job)) = rx.try_recv() {
+                batch.push(job);
+            }
+            if !batch.is_empty() {
+                let outcome = commit(&db, &batch).map_err(|e| e.0);
+                for job in batch.drain(..) {
+                    let _ = job.done.send(outcome.clone());
+                }
+            }
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Writes the records and their owners' totals in one durable transaction.
+fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(err)?;
+    {
+        let mut records = txn.open_table(FULFILLMENTS).map_err(err)?;
+        let mut totals_table = txn.open_table(TOTALS).map_err(err)?;
+        let mut totals: HashMap<&str, UserTotals> = HashMap::new();
+        for job in batch {
+            let f = &job.fulfillment;
+            records
+                .insert(f.id.as_bytes().as_slice(), to_json(f)?.as_slice())
+                .map_err(err)?;
+            let user = f.username.as_str();
+            if !totals.contains_key(user) {
+                let current = match totals_table.get(user).map_err(err)? {
+                    Some(v) => from_json(v.value())?,
+                    None => UserTotals::new(f.username.clone()),
+                };
+                totals.insert(user, current);
+            }
+            if let Some(t) = totals.get_mut(user) {
+                t.add(f.amounts, f.at);
+            }
+        }
+        for (user, t) in &totals {
+            totals_table
+                .insert(*user, to_json(t)?.as_slice())
+                .map_err(err)?;
+        }
+    }
+    txn.commit().map_err(err)
+}

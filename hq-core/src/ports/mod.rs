@@ -1,0 +1,78 @@
+//! The ports: what the domain needs from the outside, as traits.
+//!
+//! Each method is one atomic step a DynamoDB table can do with a single-item
+//! conditional write or one `TransactWriteItems`, so the AWS adapters implement
+//! the same contract as the embedded store without weaker guarantees.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::domain::{
+    Fulfillment, KeyId, KeyRecord, Rate, TopicName, UserRecord, UserTotals, Username,
+};
+use crate::error::StoreError;
+
+/// A signed-in session, stored under the SHA-256 of its token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub username: Username,
+    pub expires_at: Millis,
+}
+
+/// Outcome of a conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    /// The condition did not hold (the username exists, the key changed meanwhile).
+    Conflict,
+}
+
+/// Attendee accounts, their API key and their sessions.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Creates the account unless the username exists (a conditional put).
+    async fn create_user(&self, user: &UserRecord) -> Result<Written, StoreError>;
+    async fn get_user(&self, username: &Username) -> Result<Option<UserRecord>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Replaces the user's key if its current id is `expected` (compare-and-set,
+    /// `None` meaning "has no key yet") and keeps the lookup by key value in step:
+    /// the old value stops resolving in the same write.
+    async fn set_key(
+        &self,
+        username: &Username,
+        expected: Option<&KeyId>,
+        new: &KeyRecord,
+    ) -> Result<Written, StoreError>;
+    /// Resolves a key value to its owner and record.
+    async fn find_key(&self, value: &str) -> Result<Option<(Username, KeyRecord)>, StoreError>;
+
+    async fn put_session(&self, digest: &[u8; 32], session: &Session) -> Result<(), StoreError>;
+    async fn get_session(&self, digest: &[u8; 32]) -> Result<Option<Session>, StoreError>;
+    async fn delete_session(&self, digest: &[u8; 32]) -> Result<(), StoreError>;
+}
+
+/// Fulfillment records and the per-attendee totals kept with them.
+#[async_trait]
+pub trait Ledger: Send + Sync + 'static {
+    /// Stores the record and adds it to its owner's totals in one atomic, durable
+    /// write. Returns only once both survive a crash.
+    async fn record(&self, fulfillment: Fulfillment) -> Result<(), StoreError>;
+    async fn get(&self, id: uuid::Uuid) -> Result<Option<Fulfillment>, StoreError>;
+    /// How many records exist (admin and consistency checks; may scan).
+    async fn count(&self) -> Result<u64, StoreError>;
+    /// Every attendee's totals: one item per attendee, not per record.
+    async fn totals(&self) -> Result<Vec<UserTotals>, StoreError>;
+}
+
+/// Per-topic order rates, which survive restarts.
+#[async_trait]
+pub trait RateStore: Send + Sync + 'static {
+    /// The stored rates; topics never set are absent (the caller applies defaults).
+    async fn rates(&self) -> Result<Vec<(TopicName, Rate)>, StoreError>;
+    async fn put_rate(&self, topic: TopicName, rate: &Rate) -> Result<(), StoreError>;
+}
+
+mod order_bus;
+pub use order_bus::*;

@@ -1,0 +1,18 @@
+//! The behaviours every mode shares, written once over the ports.
+
+mod accounts;
+mod fulfillment;
+mod key_cache;
+mod login_limiter;
+mod rates;
+mod usage_plan;
+
+pub use accounts::{AccountService, AdminUserView, KeyView, LoginOutcome, SessionConfig};
+pub use fulfillment::{FulfillmentService, IngestError, IngestRequest};
+pub use key_cache::{KeyCache, KeyEntry};
+pub use login_limiter::LoginLimiter;
+pub use rates::{RateService, TopicView};
+pub use usage_plan::{Admission, UsagePlan};
+
+mod subscriptions;
+pub use subscriptions::SubscriptionService;

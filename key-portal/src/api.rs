@@ -1,0 +1,107 @@
+//! The attendees' JSON API.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hq_core::clock::{now_millis, rfc3339};
+use hq_core::services::KeyView;
+use hq_web::{ApiError, JsonBody};
+use http::{header, HeaderValue, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{session_token, Attendee, SESSION_COOKIE};
+use crate::PortalState;
+
+#[derive(Deserialize)]
+pub(crate) struct Credentials {
+    username: String,
+    password: String,
+}
+
+pub(crate) async fn signup(
+    State(s): State<PortalState>,
+    JsonBody(c): JsonBody<Credentials>,
+) -> Result<Response, ApiError> {
+    let username = s.hq.accounts.signup(&c.username, &c.password).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "username": username }))).into_response())
+}
+
+pub(crate) async fn login(
+    State(s): State<PortalState>,
+    JsonBody(c): JsonBody<Credentials>,
+) -> Result<Response, ApiError> {
+    let session = s.hq.accounts.login(&c.username, &c.password).await?;
+    let max_age = ((session.expires_at - now_millis()) / 1000).max(0);
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        session.token.0,
+        if s.secure_cookies { "; Secure" } else { "" }
+    );
+    let mut res = Json(json!({
+        "token": session.token.0,
+        "expiresAt": rfc3339(session.expires_at),
+        "username": c.username,
+    }))
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(res)
+}
+
+pub(crate) async fn logout(
+    State(s): State<PortalState>,
+    req: http::Request<axum::body::Body>,
+) -> Result<Response, ApiError> {
+    let (parts, _) = req.into_parts();
+    if let Some(token) = session_token(&parts) {
+        s.hq.accounts.logout(&token).await?;
+    }
+    let mut res = Json(json!({ "signedOut": true })).into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("hq_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(res)
+}
+
+pub(crate) async fn key(
+    State(s): State<PortalState>,
+    Attendee(user): Attendee,
+) -> Result<Json<KeyView>, ApiError> {
+    let key = s.hq.accounts.key(&user).await?;
+    Ok(Json(KeyView::of(&key, now_millis())))
+}
+
+pub(crate) async fn rotate_key(
+    State(s): State<PortalState>,
+    Attendee(user): Attendee,
+) -> Result<Json<KeyView>, ApiError> {
+    let key = s.hq.accounts.rotate_key(&user).await?;
+    Ok(Json(KeyView::of(&key, now_millis())))
+}
+
+pub(crate) async fn leaderboard(State(s): State<PortalState>) -> Result<Response, ApiError> {
+    let board = s.hq.leaderboard().await?;
+    let mut res = Json(board).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+pub(crate) async fn topics(State(s): State<PortalState>) -> Result<Response, ApiError> {
+    Ok(Json(s.hq.rates.topics().await?).into_response())
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found("no such resource")
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this method is not allowed here",
+    )
+}

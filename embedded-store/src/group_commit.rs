@@ -9,12 +9,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use hq_core::clock::minute_of;
 use hq_core::domain::{Fulfillment, UserTotals};
 use hq_core::StoreError;
 use redb::{Database, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::schema::{FULFILLMENTS, TOTALS};
+use crate::schema::{FULFILLMENTS, MINUTES, TOTALS};
 use crate::{err, from_json, to_json};
 
 /// The most records one transaction takes; bounds commit latency under load.
@@ -36,16 +37,17 @@ enum Msg {
 #[derive(Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
+    thread: Arc<parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Writer {
     pub(crate) fn start(db: Arc<Database>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("hq-group-commit".into())
             .spawn(move || run(db, rx))
             .expect("spawning the group-commit thread");
-        Self { tx }
+        Self { tx, thread: Arc::new(parking_lot::Mutex::new(Some(thread))) }
     }
 
     /// Queues a record and waits until its transaction is durable.
@@ -61,10 +63,15 @@ impl Writer {
     }
 
     /// Commits everything queued and stops the writer; later records fail.
+    /// Returns once the thread is gone (and with it its handle on the database).
     pub(crate) async fn close(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Close(done)).await.is_ok() {
             let _ = wait.await;
+        }
+        let thread = self.thread.lock().take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
 }
@@ -112,18 +119,20 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
-/// Writes the records and their owners' totals in one durable transaction.
+/// Writes the records, their owners' totals and per-minute counts in one durable
+/// transaction. Totals rows are small and per-minute rows of one minute sit side by
+/// side (the key starts with the minute), so a commit rewrites few pages.
 fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(err)?;
     {
         let mut records = txn.open_table(FULFILLMENTS).map_err(err)?;
         let mut totals_table = txn.open_table(TOTALS).map_err(err)?;
+        let mut minutes_table = txn.open_table(MINUTES).map_err(err)?;
         let mut totals: HashMap<&str, UserTotals> = HashMap::new();
+        let mut minutes: HashMap<(i64, &str), u32> = HashMap::new();
         for job in batch {
             let f = &job.fulfillment;
-            records
-                .insert(f.id.as_bytes().as_slice(), to_json(f)?.as_slice())
-                .map_err(err)?;
+            records.insert(f.id.as_bytes().as_slice(), to_json(f)?.as_slice()).map_err(err)?;
             let user = f.username.as_str();
             if !totals.contains_key(user) {
                 let current = match totals_table.get(user).map_err(err)? {
@@ -133,13 +142,16 @@ fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
                 totals.insert(user, current);
             }
             if let Some(t) = totals.get_mut(user) {
-                t.add(f.amounts, f.at);
+                t.count(f.amounts, f.at);
             }
+            *minutes.entry((minute_of(f.at), user)).or_default() += 1;
         }
         for (user, t) in &totals {
-            totals_table
-                .insert(*user, to_json(t)?.as_slice())
-                .map_err(err)?;
+            totals_table.insert(*user, to_json(t)?.as_slice()).map_err(err)?;
+        }
+        for ((minute, user), n) in minutes {
+            let current = minutes_table.get((minute, user)).map_err(err)?.map_or(0, |v| v.value());
+            minutes_table.insert((minute, user), current + n).map_err(err)?;
         }
     }
     txn.commit().map_err(err)

@@ -1,10 +1,11 @@
 use async_trait::async_trait;
-use hq_core::domain::{Fulfillment, UserTotals};
+use hq_core::clock::{minute_of, now_millis};
+use hq_core::domain::{Fulfillment, UserTotals, WINDOW_MINUTES};
 use hq_core::ports::Ledger;
 use hq_core::StoreError;
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use crate::schema::{FULFILLMENTS, TOTALS};
+use crate::schema::{FULFILLMENTS, MINUTES, TOTALS};
 use crate::{err, from_json, EmbeddedStore};
 
 #[async_trait]
@@ -32,14 +33,45 @@ impl Ledger for EmbeddedStore {
         .await
     }
 
+    async fn list(&self, after: Option<uuid::Uuid>, limit: usize) -> Result<Vec<Fulfillment>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(err)?;
+            let t = txn.open_table(FULFILLMENTS).map_err(err)?;
+            let start = after.map(|a| *a.as_bytes()).unwrap_or([0; 16]);
+            let mut out = Vec::new();
+            for row in t.range(start.as_slice()..).map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                if after.is_some() && k.value() == start.as_slice() {
+                    continue;
+                }
+                out.push(from_json(v.value())?);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn totals(&self) -> Result<Vec<UserTotals>, StoreError> {
-        self.blocking(|db| {
+        let first_minute = minute_of(now_millis()) - WINDOW_MINUTES as i64 + 1;
+        self.blocking(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(TOTALS).map_err(err)?;
-            let mut out = Vec::new();
+            let mut out: Vec<UserTotals> = Vec::new();
             for row in t.iter().map_err(err)? {
                 let (_, v) = row.map_err(err)?;
                 out.push(from_json(v.value())?);
+            }
+            // Totals are in username order: find each user's entry by binary search.
+            let minutes = txn.open_table(MINUTES).map_err(err)?;
+            for row in minutes.range((first_minute, "")..).map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                let (minute, user) = k.value();
+                if let Ok(i) = out.binary_search_by(|t| t.username.as_str().cmp(user)) {
+                    out[i].minutes.push((minute, v.value()));
+                }
             }
             Ok(out)
         })

@@ -7,7 +7,8 @@
 //! | `key_index` | API key value | username (lookup by key; one entry per live value) |
 //! | `sessions` | SHA-256 of the session token (32 bytes) | JSON `Session` |
 //! | `fulfillments` | UUIDv7 (16 bytes, so keys sort by time) | JSON `Fulfillment` |
-//! | `totals` | username | JSON `UserTotals` (updated in the same commit as each record) |
+//! | `totals` | username | JSON `UserTotals` without `minutes` (updated in the same commit as each record) |
+//! | `minutes` | (minute since the epoch, username) | `u32` fulfillments in that minute (same commit) |
 //! | `rates` | topic name | JSON `Rate` |
 //!
 //! Values are JSON so that a new optional field needs no migration (serde
@@ -28,6 +29,7 @@ pub(crate) const KEY_INDEX: TableDefinition<&str, &str> = TableDefinition::new("
 pub(crate) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 pub(crate) const FULFILLMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("fulfillments");
 pub(crate) const TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("totals");
+pub(crate) const MINUTES: TableDefinition<(i64, &str), u32> = TableDefinition::new("minutes");
 pub(crate) const RATES: TableDefinition<&str, &[u8]> = TableDefinition::new("rates");
 
 const VERSION_KEY: &str = "schema_version";
@@ -54,6 +56,7 @@ pub(crate) fn prepare(db: &Database) -> Result<(), StoreError> {
     txn.open_table(SESSIONS).map_err(err)?;
     txn.open_table(FULFILLMENTS).map_err(err)?;
     txn.open_table(TOTALS).map_err(err)?;
+    txn.open_table(MINUTES).map_err(err)?;
     txn.open_table(RATES).map_err(err)?;
     crate::subscriptions::open_tables(&txn)?;
     txn.commit().map_err(err)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::clock::now_millis;
 use crate::domain::Leaderboard;
 use crate::error::CoreError;
-use crate::ports::{AccountStore, Ledger, RateStore};
+use crate::ports::{AccountStore, KeyGateway, Ledger, RateStore};
 use crate::services::{
     AccountService, FulfillmentService, KeyCache, RateService, SessionConfig, UsagePlan,
 };
@@ -18,6 +18,7 @@ pub struct Ports {
     pub accounts: Arc<dyn AccountStore>,
     pub ledger: Arc<dyn Ledger>,
     pub rates: Arc<dyn RateStore>,
+    pub gateway: Arc<dyn KeyGateway>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +60,7 @@ impl Hq {
         let keys = Arc::new(KeyCache::new(config.usage_plan, config.key_cache_ttl));
         let accounts = Arc::new(AccountService::new(
             ports.accounts.clone(),
+            ports.gateway,
             keys.clone(),
             config.sessions,
         ));

@@ -111,6 +111,7 @@ impl Application {
             accounts: shared.clone(),
             ledger: shared.clone(),
             rates: shared,
+            gateway: Arc::new(hq_core::ports::NoGateway),
         };
         let hq = Arc::new(Hq::new(ports, config));
         let metrics = Arc::new(Metrics::new());

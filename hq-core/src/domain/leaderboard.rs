@@ -11,8 +11,9 @@ use crate::domain::{Amounts, Username};
 /// The leaderboard's per-minute chart covers the last hour.
 pub const WINDOW_MINUTES: usize = 60;
 
-/// Running totals of one attendee. `minutes` is a ring of the last
-/// [`WINDOW_MINUTES`] minutes: slot `m % 60` holds `(m, count)`.
+/// Running totals of one attendee. `minutes` holds `(minute since the epoch,
+/// fulfillments in it)` for recent minutes, oldest first; stores may keep it
+/// elsewhere (the embedded store keeps one row per minute) and fill it on read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserTotals {
@@ -21,54 +22,48 @@ pub struct UserTotals {
     pub iridium: u64,
     pub magnesite: u64,
     pub last_fulfilled_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub minutes: Vec<(i64, u32)>,
 }
 
 impl UserTotals {
     pub fn new(username: Username) -> Self {
-        Self {
-            username,
-            total: 0,
-            iridium: 0,
-            magnesite: 0,
-            last_fulfilled_at: None,
-            minutes: vec![(0, 0); WINDOW_MINUTES],
-        }
+        Self { username, total: 0, iridium: 0, magnesite: 0, last_fulfilled_at: None, minutes: Vec::new() }
     }
 
-    /// Counts one accepted fulfillment.
-    pub fn add(&mut self, amounts: Amounts, at: Millis) {
+    /// Counts one accepted fulfillment in the totals, not in `minutes`.
+    pub fn count(&mut self, amounts: Amounts, at: Millis) {
         self.total += 1;
         self.iridium += amounts.iridium as u64;
         self.magnesite += amounts.magnesite as u64;
         self.last_fulfilled_at = Some(self.last_fulfilled_at.map_or(at, |l| l.max(at)));
-        if self.minutes.len() != WINDOW_MINUTES {
-            self.minutes = vec![(0, 0); WINDOW_MINUTES];
-        }
+    }
+
+    /// Counts one accepted fulfillment, including its minute; keeps only the window.
+    pub fn add(&mut self, amounts: Amounts, at: Millis) {
+        self.count(amounts, at);
         let m = minute_of(at);
-        let slot = &mut self.minutes[m.rem_euclid(WINDOW_MINUTES as i64) as usize];
-        if slot.0 == m {
-            slot.1 += 1;
-        } else if slot.0 < m {
-            *slot = (m, 1);
+        match self.minutes.iter_mut().rev().find(|(sm, _)| *sm == m) {
+            Some((_, c)) => *c += 1,
+            None => {
+                self.minutes.push((m, 1));
+                self.minutes.sort_unstable_by_key(|(sm, _)| *sm);
+            }
         }
+        let newest = self.minutes.last().map_or(m, |(sm, _)| *sm);
+        self.minutes.retain(|(sm, _)| *sm > newest - WINDOW_MINUTES as i64);
     }
 
     /// Counts per minute for the hour ending with the minute of `now`, oldest first.
     pub fn per_minute(&self, now: Millis) -> Vec<u32> {
-        let current = minute_of(now);
-        (0..WINDOW_MINUTES as i64)
-            .map(|i| {
-                let m = current - (WINDOW_MINUTES as i64 - 1) + i;
-                match self
-                    .minutes
-                    .get(m.rem_euclid(WINDOW_MINUTES as i64) as usize)
-                {
-                    Some(&(sm, c)) if sm == m => c,
-                    _ => 0,
-                }
-            })
-            .collect()
+        let first = minute_of(now) - (WINDOW_MINUTES as i64 - 1);
+        let mut out = vec![0; WINDOW_MINUTES];
+        for &(m, c) in &self.minutes {
+            if let Some(slot) = usize::try_from(m - first).ok().and_then(|i| out.get_mut(i)) {
+                *slot += c;
+            }
+        }
+        out
     }
 }
 

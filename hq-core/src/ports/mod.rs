@@ -62,8 +62,34 @@ pub trait Ledger: Send + Sync + 'static {
     async fn get(&self, id: uuid::Uuid) -> Result<Option<Fulfillment>, StoreError>;
     /// How many records exist (admin and consistency checks; may scan).
     async fn count(&self) -> Result<u64, StoreError>;
+    /// Records in id (= time) order after `after`, at most `limit` (export, checks).
+    async fn list(&self, after: Option<uuid::Uuid>, limit: usize) -> Result<Vec<Fulfillment>, StoreError>;
     /// Every attendee's totals: one item per attendee, not per record.
     async fn totals(&self) -> Result<Vec<UserTotals>, StoreError>;
+}
+
+/// The gateway in front of the fulfillment API, where a key must also exist:
+/// API Gateway's API keys and usage plan in AWS; nothing in the all-in-one mode,
+/// where HQ enforces keys itself ([`NoGateway`]).
+#[async_trait]
+pub trait KeyGateway: Send + Sync + 'static {
+    /// Makes a newly issued key usable at the gateway.
+    async fn enable(&self, username: &Username, key: &KeyRecord) -> Result<(), StoreError>;
+    /// Stops a key at the gateway (rotated away or revoked).
+    async fn disable(&self, username: &Username, key: &KeyRecord) -> Result<(), StoreError>;
+}
+
+/// No gateway: HQ checks keys itself (the all-in-one mode).
+pub struct NoGateway;
+
+#[async_trait]
+impl KeyGateway for NoGateway {
+    async fn enable(&self, _: &Username, _: &KeyRecord) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn disable(&self, _: &Username, _: &KeyRecord) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Per-topic order rates, which survive restarts.

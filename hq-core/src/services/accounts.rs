@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::clock::{now_millis, rfc3339, Millis};
 use crate::domain::{KeyRecord, KeyStatus, Password, SessionToken, UserRecord, Username};
 use crate::error::{CoreError, StoreError};
-use crate::ports::{AccountStore, Session, Written};
+use crate::ports::{AccountStore, KeyGateway, Session, Written};
 use crate::services::{KeyCache, LoginLimiter};
 
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +72,7 @@ pub struct AdminUserView {
 
 pub struct AccountService {
     store: Arc<dyn AccountStore>,
+    gateway: Arc<dyn KeyGateway>,
     keys: Arc<KeyCache>,
     limiter: LoginLimiter,
     config: SessionConfig,
@@ -108,10 +109,16 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl AccountService {
-    pub fn new(store: Arc<dyn AccountStore>, keys: Arc<KeyCache>, config: SessionConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn AccountStore>,
+        gateway: Arc<dyn KeyGateway>,
+        keys: Arc<KeyCache>,
+        config: SessionConfig,
+    ) -> Self {
         let dummy_hash = hash_password("not-a-real-password").unwrap_or_default();
         Self {
             store,
+            gateway,
             keys,
             limiter: LoginLimiter::new(config.lockout),
             config,
@@ -218,6 +225,7 @@ impl AccountService {
             }
             let new = KeyRecord::issue(now_millis());
             if self.store.set_key(username, None, &new).await? == Written::Done {
+                self.gateway.enable(username, &new).await?;
                 tracing::info!(user = %username, key_id = %new.id, "API key issued");
                 return Ok(new);
             }
@@ -237,6 +245,10 @@ impl AccountService {
             {
                 if let Some(old) = &user.key {
                     self.keys.invalidate(old.value.expose());
+                }
+                self.gateway.enable(username, &new).await?;
+                if let Some(old) = &user.key {
+                    self.gateway.disable(username, old).await?;
                 }
                 tracing::info!(user = %username, key_id = %new.id, "API key rotated");
                 return Ok(new);
@@ -260,6 +272,7 @@ impl AccountService {
                 == Written::Done
             {
                 self.keys.invalidate(key.value.expose());
+                self.gateway.disable(username, &key).await?;
                 tracing::info!(user = %username, key_id = %key.id, "API key revoked");
                 return Ok(Some(revoked));
             }

@@ -1,0 +1,74 @@
+//! Shared pieces of HQ's benchmarks: running `wrk` and reading its figures.
+
+use std::process::Command;
+
+/// What one `wrk` run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct WrkRun {
+    pub requests: u64,
+    pub non_2xx: u64,
+    pub seconds: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl WrkRun {
+    pub fn ok_per_sec(&self) -> f64 {
+        (self.requests - self.non_2xx) as f64 / self.seconds
+    }
+}
+
+/// Runs wrk with a Lua script and parses its summary (`--latency` percentiles).
+pub fn wrk(url: &str, script: &std::path::Path, connections: u32, seconds: u32) -> anyhow::Result<WrkRun> {
+    let out = Command::new("wrk")
+        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "-s"])
+        .arg(script)
+        .arg(url)
+        .output()
+        .map_err(|e| anyhow::anyhow!("running wrk ({e}); install it with `apt-get install wrk`"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    parse_wrk(&text).ok_or_else(|| anyhow::anyhow!("could not read wrk's output:\n{text}"))
+}
+
+fn duration_ms(s: &str) -> Option<f64> {
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
+    let v: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => v / 1000.0,
+        "ms" => v,
+        "s" => v * 1000.0,
+        "m" => v * 60_000.0,
+        _ => return None,
+    })
+}
+
+fn parse_wrk(text: &str) -> Option<WrkRun> {
+    let mut run = WrkRun { requests: 0, non_2xx: 0, seconds: 0.0, p50_ms: 0.0, p99_ms: 0.0 };
+    for line in text.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["50%", v] => run.p50_ms = duration_ms(v)?,
+            ["99%", v] => run.p99_ms = duration_ms(v)?,
+            [n, "requests", "in", t, ..] => {
+                run.requests = n.parse().ok()?;
+                run.seconds = duration_ms(t.trim_end_matches(','))? / 1000.0;
+            }
+            ["Non-2xx", "or", "3xx", "responses:", n] => run.non_2xx = n.parse().ok()?,
+            _ => {}
+        }
+    }
+    (run.requests > 0).then_some(run)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_wrk_output() {
+        let text = "  Latency Distribution\n     50%  520.00us\n     75%    1.2ms\n     99%    4.10ms\n  123456 requests in 10.00s, 20.00MB read\n  Non-2xx or 3xx responses: 6\n";
+        let run = super::parse_wrk(text).unwrap();
+        assert_eq!((run.requests, run.non_2xx), (123456, 6));
+        assert!((run.p50_ms - 0.52).abs() < 1e-9 && (run.p99_ms - 4.1).abs() < 1e-9);
+        assert!((run.seconds - 10.0).abs() < 1e-9);
+    }
+}

@@ -164,6 +164,11 @@ fn refused(e: IngestError) -> (FulfillmentOutcome, Response) {
             O::invalid,
             ApiError::bad_request(problem.code(), problem.to_string()).into_response(),
         ),
+        IngestError::Injected(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let res = ApiError::new(status, "injected_fault", "a lab control made this request fail; nothing was stored");
+            (O::injected_error, res.into_response())
+        }
         IngestError::Store(err) => {
             tracing::error!(error = %err, "fulfillment not stored");
             (O::error, ApiError::internal().into_response())

@@ -10,7 +10,8 @@ use crate::domain::Leaderboard;
 use crate::error::CoreError;
 use crate::ports::{AccountStore, KeyGateway, Ledger, RateStore};
 use crate::services::{
-    AccountService, FulfillmentService, KeyCache, RateService, SessionConfig, UsagePlan,
+    AccountService, FulfillmentService, KeyCache, LabControls, RateService, SessionConfig,
+    UsagePlan,
 };
 
 /// The adapters a mode provides.
@@ -53,11 +54,13 @@ pub struct Hq {
     pub rates: Arc<RateService>,
     pub ledger: Arc<dyn Ledger>,
     pub keys: Arc<KeyCache>,
+    pub lab: Arc<LabControls>,
 }
 
 impl Hq {
     pub fn new(ports: Ports, config: HqConfig) -> Self {
         let keys = Arc::new(KeyCache::new(config.usage_plan, config.key_cache_ttl));
+        let lab = Arc::new(LabControls::default());
         let accounts = Arc::new(AccountService::new(
             ports.accounts.clone(),
             ports.gateway,
@@ -68,6 +71,7 @@ impl Hq {
             ports.accounts,
             ports.ledger.clone(),
             keys.clone(),
+            lab.clone(),
             config.enforce_usage_plan,
         ));
         let rates = Arc::new(RateService::new(
@@ -82,6 +86,7 @@ impl Hq {
             rates,
             ledger: ports.ledger,
             keys,
+            lab,
         }
     }
 

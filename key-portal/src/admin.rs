@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use hq_core::domain::{RatePatch, TopicName, Username};
-use hq_core::services::{AdminUserView, TopicView};
+use hq_core::services::{AdminUserView, ReceivingFaults, ReceivingFaultsPatch, TopicView};
 use hq_web::{ApiError, JsonBody};
 use serde_json::{json, Value};
 
@@ -69,4 +69,53 @@ pub(crate) async fn put_rate(
     let rate = s.hq.rates.rate(t).await?.patched(patch);
     s.hq.rates.set_rate(t, rate).await?;
     view(&s, t).await
+}
+
+/// The lab controls: faults on `/receiving/`, and the malformed share of each topic.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Chaos {
+    receiving: ReceivingFaults,
+    malformed_share: std::collections::BTreeMap<&'static str, f64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ChaosPatch {
+    #[serde(default)]
+    receiving: Option<ReceivingFaultsPatch>,
+    /// Topic name → share of malformed orders.
+    #[serde(default)]
+    malformed_share: Option<std::collections::BTreeMap<String, f64>>,
+}
+
+async fn chaos_view(s: &PortalState) -> Result<Json<Chaos>, ApiError> {
+    let malformed_share = s.hq.rates.topics().await?.into_iter().map(|t| (t.name, t.rate.malformed_share)).collect();
+    Ok(Json(Chaos { receiving: s.hq.lab.receiving(), malformed_share }))
+}
+
+pub(crate) async fn get_chaos(_: Facilitator, State(s): State<PortalState>) -> Result<Json<Chaos>, ApiError> {
+    chaos_view(&s).await
+}
+
+pub(crate) async fn put_chaos(
+    _: Facilitator,
+    State(s): State<PortalState>,
+    JsonBody(patch): JsonBody<ChaosPatch>,
+) -> Result<Json<Chaos>, ApiError> {
+    // Check everything before changing anything.
+    let mut shares = Vec::new();
+    for (name, share) in patch.malformed_share.unwrap_or_default() {
+        let t = topic(&name)?;
+        let rate = s.hq.rates.rate(t).await?.patched(RatePatch { malformed_share: Some(share), ..Default::default() });
+        rate.validate().map_err(|m| ApiError::bad_request("invalid", m))?;
+        shares.push((t, rate));
+    }
+    if let Some(r) = patch.receiving {
+        s.hq.lab.set_receiving(r)?;
+    }
+    for (t, rate) in shares {
+        s.hq.rates.set_rate(t, rate).await?;
+    }
+    chaos_view(&s).await
 }

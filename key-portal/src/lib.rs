@@ -41,6 +41,7 @@ pub fn router(state: PortalState) -> Router {
             get(admin::get_rate).put(admin::put_rate),
         )
         .route("/admin/api/rates", get(api::topics))
+        .route("/admin/api/chaos", get(admin::get_chaos).put(admin::put_chaos))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(state)

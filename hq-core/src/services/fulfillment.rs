@@ -10,7 +10,7 @@ use crate::clock::now_millis;
 use crate::domain::{Amounts, AmountsError, Fulfillment};
 use crate::error::StoreError;
 use crate::ports::{AccountStore, Ledger};
-use crate::services::{Admission, KeyCache, KeyEntry};
+use crate::services::{Admission, KeyCache, KeyEntry, LabControls};
 
 #[derive(Debug)]
 pub enum IngestError {
@@ -19,6 +19,8 @@ pub enum IngestError {
     Throttled,
     QuotaExceeded,
     Invalid(AmountsError),
+    /// A lab control answered this request with an error (nothing stored).
+    Injected(u16),
     Store(StoreError),
 }
 
@@ -38,6 +40,7 @@ pub struct FulfillmentService {
     accounts: Arc<dyn AccountStore>,
     ledger: Arc<dyn Ledger>,
     keys: Arc<KeyCache>,
+    lab: Arc<LabControls>,
     /// Off where API Gateway already enforced the usage plan.
     enforce_plan: bool,
 }
@@ -50,9 +53,11 @@ impl FulfillmentService {
         accounts: Arc<dyn AccountStore>,
         ledger: Arc<dyn Ledger>,
         keys: Arc<KeyCache>,
+        lab: Arc<LabControls>,
         enforce_plan: bool,
     ) -> Self {
         Self {
+            lab,
             accounts,
             ledger,
             keys,
@@ -95,6 +100,13 @@ impl FulfillmentService {
         body: &[u8],
         req: IngestRequest,
     ) -> Result<Fulfillment, IngestError> {
+        let verdict = self.lab.verdict();
+        if verdict.delay_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(verdict.delay_ms as u64)).await;
+        }
+        if let Some(status) = verdict.fail_with {
+            return Err(IngestError::Injected(status));
+        }
         let amounts = Amounts::parse(body).map_err(IngestError::Invalid)?;
         let at = now_millis();
         let fulfillment = Fulfillment {

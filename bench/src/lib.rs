@@ -19,15 +19,30 @@ impl WrkRun {
 }
 
 /// Runs wrk with a Lua script and parses its summary (`--latency` percentiles).
-pub fn wrk(url: &str, script: &std::path::Path, connections: u32, seconds: u32) -> anyhow::Result<WrkRun> {
+pub fn wrk(
+    url: &str,
+    script: &std::path::Path,
+    connections: u32,
+    seconds: u32,
+) -> anyhow::Result<WrkRun> {
     let out = Command::new("wrk")
-        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "-s"])
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
         .arg(script)
         .arg(url)
         .output()
         .map_err(|e| anyhow::anyhow!("running wrk ({e}); install it with `apt-get install wrk`"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    anyhow::ensure!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     parse_wrk(&text).ok_or_else(|| anyhow::anyhow!("could not read wrk's output:\n{text}"))
 }
 
@@ -44,7 +59,13 @@ fn duration_ms(s: &str) -> Option<f64> {
 }
 
 fn parse_wrk(text: &str) -> Option<WrkRun> {
-    let mut run = WrkRun { requests: 0, non_2xx: 0, seconds: 0.0, p50_ms: 0.0, p99_ms: 0.0 };
+    let mut run = WrkRun {
+        requests: 0,
+        non_2xx: 0,
+        seconds: 0.0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+    };
     for line in text.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {

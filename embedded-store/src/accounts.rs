@@ -110,6 +110,17 @@ impl AccountStore for EmbeddedStore {
         .await
     }
 
+    async fn clear_accounts(&self) -> Result<(), StoreError> {
+        self.blocking(|db| {
+            let txn = db.begin_write().map_err(err)?;
+            crate::schema::recreate(&txn, USERS)?;
+            crate::schema::recreate(&txn, KEY_INDEX)?;
+            crate::schema::recreate(&txn, SESSIONS)?;
+            txn.commit().map_err(err)
+        })
+        .await
+    }
+
     async fn put_session(&self, digest: &[u8; 32], session: &Session) -> Result<(), StoreError> {
         let (digest, value) = (*digest, to_json(session)?);
         self.blocking(move |db| {

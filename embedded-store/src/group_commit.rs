@@ -30,6 +30,8 @@ struct Job {
 
 enum Msg {
     Record(Job),
+    /// Empty the ledger tables between two batches.
+    Clear(oneshot::Sender<Result<(), String>>),
     /// Commit what is queued, then stop.
     Close(oneshot::Sender<()>),
 }
@@ -47,7 +49,10 @@ impl Writer {
             .name("hq-group-commit".into())
             .spawn(move || run(db, rx))
             .expect("spawning the group-commit thread");
-        Self { tx, thread: Arc::new(parking_lot::Mutex::new(Some(thread))) }
+        Self {
+            tx,
+            thread: Arc::new(parking_lot::Mutex::new(Some(thread))),
+        }
     }
 
     /// Queues a record and waits until its transaction is durable.
@@ -59,6 +64,18 @@ impl Writer {
             .map_err(|_| StoreError("the store is shutting down".into()))?;
         wait.await
             .map_err(|_| StoreError("the writer stopped before committing".into()))?
+            .map_err(StoreError)
+    }
+
+    /// Empties the ledger (records, totals, minutes) in order with the records.
+    pub(crate) async fn clear(&self) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Msg::Clear(done))
+            .await
+            .map_err(|_| StoreError("the store is shutting down".into()))?;
+        wait.await
+            .map_err(|_| StoreError("the writer stopped".into()))?
             .map_err(StoreError)
     }
 
@@ -87,36 +104,57 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Msg>) {
             match msg {
                 Msg::Record(job) => batch.push(job),
                 Msg::Close(done) => closing = Some(done),
+                Msg::Clear(done) => {
+                    flush(&db, &mut batch);
+                    let _ = done.send(clear(&db).map_err(|e| e.0));
+                }
             }
             if batch.len() < MAX_BATCH && closing.is_none() {
                 next = rx.try_recv().ok();
             }
         }
-        if !batch.is_empty() {
-            let outcome = commit(&db, &batch).map_err(|e| e.0);
-            if let Err(e) = &outcome {
-                tracing::error!(error = %e, records = batch.len(), "group commit failed");
-            }
-            for job in batch.drain(..) {
-                let _ = job.done.send(outcome.clone());
-            }
-        }
+        flush(&db, &mut batch);
         if let Some(done) = closing.take() {
             rx.close();
             // Anything that slipped in before the close is still committed.
-            while let Ok(Msg::Record(job)) = rx.try_recv() {
-                batch.push(job);
-            }
-            if !batch.is_empty() {
-                let outcome = commit(&db, &batch).map_err(|e| e.0);
-                for job in batch.drain(..) {
-                    let _ = job.done.send(outcome.clone());
+            while let Ok(msg) = rx.try_recv() {
+                match msg {
+                    Msg::Record(job) => batch.push(job),
+                    Msg::Clear(d) => {
+                        let _ = d.send(Err("the store is shutting down".into()));
+                    }
+                    Msg::Close(d) => {
+                        let _ = d.send(());
+                    }
                 }
             }
+            flush(&db, &mut batch);
             let _ = done.send(());
             return;
         }
     }
+}
+
+/// Commits the batch and tells each waiting request the outcome.
+fn flush(db: &Database, batch: &mut Vec<Job>) {
+    if batch.is_empty() {
+        return;
+    }
+    let outcome = commit(db, batch).map_err(|e| e.0);
+    if let Err(e) = &outcome {
+        tracing::error!(error = %e, records = batch.len(), "group commit failed");
+    }
+    for job in batch.drain(..) {
+        let _ = job.done.send(outcome.clone());
+    }
+}
+
+fn clear(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(err)?;
+    crate::schema::recreate(&txn, FULFILLMENTS)?;
+    crate::schema::recreate(&txn, TOTALS)?;
+    crate::schema::recreate(&txn, MINUTES)?;
+    txn.commit().map_err(err)
 }
 
 /// Writes the records, their owners' totals and per-minute counts in one durable
@@ -132,7 +170,9 @@ fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
         let mut minutes: HashMap<(i64, &str), u32> = HashMap::new();
         for job in batch {
             let f = &job.fulfillment;
-            records.insert(f.id.as_bytes().as_slice(), to_json(f)?.as_slice()).map_err(err)?;
+            records
+                .insert(f.id.as_bytes().as_slice(), to_json(f)?.as_slice())
+                .map_err(err)?;
             let user = f.username.as_str();
             if !totals.contains_key(user) {
                 let current = match totals_table.get(user).map_err(err)? {
@@ -147,11 +187,18 @@ fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
             *minutes.entry((minute_of(f.at), user)).or_default() += 1;
         }
         for (user, t) in &totals {
-            totals_table.insert(*user, to_json(t)?.as_slice()).map_err(err)?;
+            totals_table
+                .insert(*user, to_json(t)?.as_slice())
+                .map_err(err)?;
         }
         for ((minute, user), n) in minutes {
-            let current = minutes_table.get((minute, user)).map_err(err)?.map_or(0, |v| v.value());
-            minutes_table.insert((minute, user), current + n).map_err(err)?;
+            let current = minutes_table
+                .get((minute, user))
+                .map_err(err)?
+                .map_or(0, |v| v.value());
+            minutes_table
+                .insert((minute, user), current + n)
+                .map_err(err)?;
         }
     }
     txn.commit().map_err(err)

@@ -33,7 +33,11 @@ impl Ledger for EmbeddedStore {
         .await
     }
 
-    async fn list(&self, after: Option<uuid::Uuid>, limit: usize) -> Result<Vec<Fulfillment>, StoreError> {
+    async fn list(
+        &self,
+        after: Option<uuid::Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Fulfillment>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(FULFILLMENTS).map_err(err)?;
@@ -52,6 +56,11 @@ impl Ledger for EmbeddedStore {
             Ok(out)
         })
         .await
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        // Through the writer, so no batch in flight can land after the clear.
+        self.writer.clear().await
     }
 
     async fn totals(&self) -> Result<Vec<UserTotals>, StoreError> {

@@ -78,3 +78,13 @@ pub fn version(db: &Database) -> Result<Option<u64>, StoreError> {
     let v = meta.get(VERSION_KEY).map_err(err)?.map(|v| v.value());
     Ok(v)
 }
+
+/// Empties a table by deleting and recreating it (one write transaction).
+pub(crate) fn recreate<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::WriteTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<(), StoreError> {
+    txn.delete_table(table).map_err(err)?;
+    txn.open_table(table).map_err(err)?;
+    Ok(())
+}

@@ -166,7 +166,11 @@ fn refused(e: IngestError) -> (FulfillmentOutcome, Response) {
         ),
         IngestError::Injected(status) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let res = ApiError::new(status, "injected_fault", "a lab control made this request fail; nothing was stored");
+            let res = ApiError::new(
+                status,
+                "injected_fault",
+                "a lab control made this request fail; nothing was stored",
+            );
             (O::injected_error, res.into_response())
         }
         IngestError::Store(err) => {

@@ -70,6 +70,12 @@ impl From<CoreError> for ApiError {
     }
 }
 
+impl From<hq_core::StoreError> for ApiError {
+    fn from(e: hq_core::StoreError) -> Self {
+        CoreError::Store(e).into()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = axum::Json(serde_json::json!({"error": self.code, "message": self.message}));

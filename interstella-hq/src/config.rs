@@ -76,6 +76,16 @@ pub struct ServeArgs {
     #[arg(long, env = "HQ_QUOTA_PER_DAY")]
     pub quota_per_day: Option<u64>,
 
+    /// Refuse subscription endpoints on loopback and private networks (allowed by
+    /// default: in the all-in-one mode attendees usually sit on HQ's LAN).
+    #[arg(long, env = "HQ_DENY_PRIVATE_ENDPOINTS")]
+    pub deny_private_endpoints: bool,
+
+    /// Folder of workshop files (code, Dockerfiles, load-test files) served
+    /// read-only under /assets/.
+    #[arg(long, env = "HQ_ASSETS_DIR")]
+    pub assets_dir: Option<PathBuf>,
+
     /// How long a portal sign-in lasts, in hours.
     #[arg(long, env = "HQ_SESSION_HOURS", default_value_t = 12)]
     pub session_hours: u64,

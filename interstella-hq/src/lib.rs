@@ -4,6 +4,7 @@
 //! start a real server on a random port exactly as `main` does.
 
 pub mod config;
+mod order_stream;
 pub mod telemetry;
 
 use std::net::SocketAddr;
@@ -13,9 +14,13 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use embedded_store::EmbeddedStore;
-use hq_core::services::{SessionConfig, UsagePlan};
+use hq_core::domain::EndpointPolicy;
+use hq_core::ports::OrderBus;
+use hq_core::services::{SessionConfig, SubscriptionService, UsagePlan};
 use hq_core::{Hq, HqConfig, Ports};
 use hq_web::Metrics;
+use order_publisher::{OrderPublisher, PublisherConfig};
+use sns_engine::{EngineConfig, SnsEngine};
 use tokio::net::TcpListener;
 
 use crate::config::ServeArgs;
@@ -24,6 +29,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     store: EmbeddedStore,
+    pub engine: Arc<SnsEngine>,
+    pub publisher: Arc<OrderPublisher>,
     pub hq: Arc<Hq>,
     pub public_url: String,
     pub data_dir: PathBuf,
@@ -116,17 +123,44 @@ impl Application {
         let hq = Arc::new(Hq::new(ports, config));
         let metrics = Arc::new(Metrics::new());
 
+        let policy = EndpointPolicy {
+            allow_private: !args.deny_private_endpoints,
+        };
+        let mut engine_config = EngineConfig::new(public_url.clone(), args.data_dir.clone());
+        engine_config.region = args.region.clone();
+        engine_config.account_id = args.account_id.clone();
+        engine_config.endpoint_policy = policy;
+        let engine = SnsEngine::start(engine_config, Arc::new(store.clone()))
+            .await
+            .context("starting the SNS engine")?;
+        let bus: Arc<dyn OrderBus> = engine.clone();
+        let publisher =
+            OrderPublisher::start(hq.rates.clone(), bus.clone(), PublisherConfig::default())
+                .await
+                .context("starting the order publisher")?;
+        order_stream::register_metrics(&metrics, engine.clone(), publisher.clone());
+
+        let portal = key_portal::PortalState {
+            hq: hq.clone(),
+            subscriptions: Arc::new(SubscriptionService::new(bus, policy)),
+            order_stream: Some(Arc::new(order_stream::Publisher(publisher.clone()))),
+            info: Arc::new(key_portal::PortalInfo {
+                public_url: public_url.clone(),
+                fulfillment_url: format!("{public_url}/receiving/"),
+                sns_endpoint: Some(engine.sns_url().to_owned()),
+            }),
+            admin_token: admin_token.value().clone(),
+            secure_cookies: public_url.starts_with("https://"),
+            assets_dir: args.assets_dir.clone(),
+        };
         let router = Router::new()
             .merge(fulfillment_api::router(fulfillment_api::FulfillmentState {
                 service: hq.fulfillment.clone(),
                 metrics: metrics.clone(),
             }))
             .merge(hq_web::ops_router(metrics.clone()))
-            .merge(key_portal::router(key_portal::PortalState {
-                hq: hq.clone(),
-                admin_token: admin_token.value().clone(),
-                secure_cookies: public_url.starts_with("https://"),
-            }))
+            .merge(engine.router())
+            .merge(key_portal::router(portal))
             .layer(axum::middleware::from_fn_with_state(
                 metrics,
                 hq_web::observe,
@@ -136,6 +170,8 @@ impl Application {
             listener,
             router,
             store,
+            engine,
+            publisher,
             hq,
             public_url,
             data_dir: args.data_dir,
@@ -176,13 +212,15 @@ impl Application {
              Key portal:           {url}/\n  \
              Fulfillment endpoint: {url}/receiving/\n  \
              Leaderboard:          {url}/leaderboard\n\
-             {}\n\n  \
+             {}\n  \
+             AWS_ENDPOINT_URL_SNS: {}\n\n  \
              For the facilitator:\n  \
-             Admin API:            {url}/admin/api/\n\
+             Console:              {url}/admin\n\
              {token_line}\n  \
              Data dir:             {}\n  \
              Listening on:         {}\n",
             topics.join("\n"),
+            self.engine.sns_url(),
             self.data_dir.display(),
             self.local_addr(),
         );
@@ -199,14 +237,18 @@ impl Application {
             router,
             store,
             hq,
+            engine,
+            publisher,
             ..
         } = self;
         axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
-        tracing::info!("HTTP server stopped; closing the store");
-        drop(hq);
+        tracing::info!("HTTP server stopped; stopping the order stream, closing the store");
+        publisher.shutdown().await;
+        engine.shutdown().await;
+        drop((hq, engine, publisher));
         store.close().await;
         Ok(())
     }

@@ -21,7 +21,13 @@ struct Server {
 /// Starts the real binary on a free port and waits for its banner.
 fn start(data_dir: &Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_interstella-hq"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--admin-token", "crash-test-token"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--admin-token",
+            "crash-test-token",
+        ])
         .args(["--throttle-rate", "1000000", "--throttle-burst", "1000000"])
         .arg("--data-dir")
         .arg(data_dir)
@@ -33,25 +39,52 @@ fn start(data_dir: &Path) -> Server {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let addr = loop {
-        let line = lines.next().expect("banner before exit").expect("read stdout");
+        let line = lines
+            .next()
+            .expect("banner before exit")
+            .expect("read stdout");
         if let Some(addr) = line.trim().strip_prefix("Listening on:") {
             break addr.trim().to_owned();
         }
     };
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Server { child, base: format!("http://{addr}") }
+    Server {
+        child,
+        base: format!("http://{addr}"),
+    }
 }
 
 async fn attendees(client: &reqwest::Client, base: &str, n: usize) -> Vec<String> {
     let mut keys = Vec::new();
     for i in 0..n {
         let creds = json!({"username": format!("user{i}"), "password": "password-123"});
-        let res = client.post(format!("{base}/api/signup")).json(&creds).send().await.unwrap();
+        let res = client
+            .post(format!("{base}/api/signup"))
+            .json(&creds)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 201);
-        let login: Value = client.post(format!("{base}/api/login")).json(&creds).send().await.unwrap().json().await.unwrap();
+        let login: Value = client
+            .post(format!("{base}/api/login"))
+            .json(&creds)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let token = login["token"].as_str().unwrap();
-        let key: Value = client.get(format!("{base}/api/key")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        let key: Value = client
+            .get(format!("{base}/api/key"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         keys.push(key["apiKey"].as_str().unwrap().to_owned());
     }
     keys
@@ -62,7 +95,10 @@ type Acked = Vec<(uuid::Uuid, u32, u32)>;
 /// Posts fulfillments from `workers` concurrent loops until `stop` is set or
 /// the server goes away; returns every acknowledged (id, iridium, magnesite).
 async fn load(base: String, keys: Vec<String>, workers: usize, stop: Arc<AtomicBool>) -> Acked {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let mut tasks = Vec::new();
     for w in 0..workers {
         let (client, base, keys, stop) = (client.clone(), base.clone(), keys.clone(), stop.clone());
@@ -84,7 +120,11 @@ async fn load(base: String, keys: Vec<String>, workers: usize, stop: Arc<AtomicB
                             Ok(v) => v,
                             Err(_) => break,
                         };
-                        acked.push((v["fulfillmentId"].as_str().unwrap().parse().unwrap(), ir, mg));
+                        acked.push((
+                            v["fulfillmentId"].as_str().unwrap().parse().unwrap(),
+                            ir,
+                            mg,
+                        ));
                     }
                     Ok(r) => panic!("unexpected status {}", r.status()),
                     Err(_) => break,
@@ -105,7 +145,11 @@ async fn load(base: String, keys: Vec<String>, workers: usize, stop: Arc<AtomicB
 async fn assert_consistent(data_dir: &Path, acked: &Acked) {
     let store = EmbeddedStore::open(data_dir).expect("reopen after the crash");
     for (id, ir, mg) in acked {
-        let f = store.get(*id).await.unwrap().unwrap_or_else(|| panic!("acknowledged {id} lost"));
+        let f = store
+            .get(*id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged {id} lost"));
         assert_eq!((f.amounts.iridium, f.amounts.magnesite), (*ir, *mg));
     }
     let mut from_records: HashMap<String, (u64, u64, u64)> = HashMap::new();
@@ -126,9 +170,17 @@ async fn assert_consistent(data_dir: &Path, acked: &Acked) {
     assert!(records >= acked.len() as u64);
     for t in store.totals().await.unwrap() {
         let e = from_records.remove(t.username.as_str()).unwrap_or_default();
-        assert_eq!((t.total, t.iridium, t.magnesite), e, "totals of {} disagree with records", t.username);
+        assert_eq!(
+            (t.total, t.iridium, t.magnesite),
+            e,
+            "totals of {} disagree with records",
+            t.username
+        );
     }
-    assert!(from_records.is_empty(), "records without totals: {from_records:?}");
+    assert!(
+        from_records.is_empty(),
+        "records without totals: {from_records:?}"
+    );
     store.close().await;
 }
 
@@ -146,14 +198,30 @@ async fn sigkill_under_load_loses_no_acknowledged_fulfillment() {
     server.child.wait().unwrap();
     let acked = load.await.unwrap();
     stop.store(true, Ordering::Relaxed);
-    assert!(acked.len() > 100, "the load did not get going: {} acknowledged", acked.len());
+    assert!(
+        acked.len() > 100,
+        "the load did not get going: {} acknowledged",
+        acked.len()
+    );
 
     assert_consistent(dir.path(), &acked).await;
 
     // And HQ starts again on the same data dir and serves the same totals.
     let mut again = start(dir.path());
-    let board: Value = client.get(format!("{}/api/leaderboard", again.base)).send().await.unwrap().json().await.unwrap();
-    let total: u64 = board["entries"].as_array().unwrap().iter().map(|e| e["total"].as_u64().unwrap()).sum();
+    let board: Value = client
+        .get(format!("{}/api/leaderboard", again.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let total: u64 = board["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["total"].as_u64().unwrap())
+        .sum();
     assert!(total >= acked.len() as u64);
     again.child.kill().unwrap();
     again.child.wait().unwrap();
@@ -170,7 +238,11 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
 
     tokio::time::sleep(Duration::from_millis(700)).await;
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let status = server.child.wait().unwrap();
     assert!(status.success(), "graceful exit, got {status}");
     let acked = load.await.unwrap();

@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
+use hq_core::domain::SubscriptionView;
 use hq_core::domain::{RatePatch, TopicName, Username};
 use hq_core::services::{AdminUserView, ReceivingFaults, ReceivingFaultsPatch, TopicView};
 use hq_web::{ApiError, JsonBody};
@@ -68,6 +69,9 @@ pub(crate) async fn put_rate(
     let t = topic(&name)?;
     let rate = s.hq.rates.rate(t).await?.patched(patch);
     s.hq.rates.set_rate(t, rate).await?;
+    if let Some(stream) = &s.order_stream {
+        stream.rates_changed();
+    }
     view(&s, t).await
 }
 
@@ -90,11 +94,23 @@ pub(crate) struct ChaosPatch {
 }
 
 async fn chaos_view(s: &PortalState) -> Result<Json<Chaos>, ApiError> {
-    let malformed_share = s.hq.rates.topics().await?.into_iter().map(|t| (t.name, t.rate.malformed_share)).collect();
-    Ok(Json(Chaos { receiving: s.hq.lab.receiving(), malformed_share }))
+    let malformed_share =
+        s.hq.rates
+            .topics()
+            .await?
+            .into_iter()
+            .map(|t| (t.name, t.rate.malformed_share))
+            .collect();
+    Ok(Json(Chaos {
+        receiving: s.hq.lab.receiving(),
+        malformed_share,
+    }))
 }
 
-pub(crate) async fn get_chaos(_: Facilitator, State(s): State<PortalState>) -> Result<Json<Chaos>, ApiError> {
+pub(crate) async fn get_chaos(
+    _: Facilitator,
+    State(s): State<PortalState>,
+) -> Result<Json<Chaos>, ApiError> {
     chaos_view(&s).await
 }
 
@@ -107,8 +123,12 @@ pub(crate) async fn put_chaos(
     let mut shares = Vec::new();
     for (name, share) in patch.malformed_share.unwrap_or_default() {
         let t = topic(&name)?;
-        let rate = s.hq.rates.rate(t).await?.patched(RatePatch { malformed_share: Some(share), ..Default::default() });
-        rate.validate().map_err(|m| ApiError::bad_request("invalid", m))?;
+        let rate = s.hq.rates.rate(t).await?.patched(RatePatch {
+            malformed_share: Some(share),
+            ..Default::default()
+        });
+        rate.validate()
+            .map_err(|m| ApiError::bad_request("invalid", m))?;
         shares.push((t, rate));
     }
     if let Some(r) = patch.receiving {
@@ -117,5 +137,131 @@ pub(crate) async fn put_chaos(
     for (t, rate) in shares {
         s.hq.rates.set_rate(t, rate).await?;
     }
+    if let Some(stream) = &s.order_stream {
+        stream.rates_changed();
+    }
     chaos_view(&s).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SurgeRequest {
+    topic: String,
+    count: u32,
+    seconds: u32,
+}
+
+pub(crate) async fn surge(
+    _: Facilitator,
+    State(s): State<PortalState>,
+    JsonBody(req): JsonBody<SurgeRequest>,
+) -> Result<(http::StatusCode, Json<Value>), ApiError> {
+    let t = topic(&req.topic)?;
+    let stream = s.order_stream.as_ref().ok_or_else(|| {
+        ApiError::new(
+            http::StatusCode::NOT_IMPLEMENTED,
+            "not_available",
+            "no order publisher runs in this process",
+        )
+    })?;
+    stream
+        .surge(t, req.count, req.seconds)
+        .map_err(|m| ApiError::bad_request("invalid", m))?;
+    tracing::info!(
+        topic = t.as_str(),
+        count = req.count,
+        seconds = req.seconds,
+        "surge started"
+    );
+    Ok((
+        http::StatusCode::ACCEPTED,
+        Json(json!({"topic": t.as_str(), "count": req.count, "seconds": req.seconds})),
+    ))
+}
+
+pub(crate) async fn subscriptions(
+    _: Facilitator,
+    State(s): State<PortalState>,
+) -> Result<Json<Vec<SubscriptionView>>, ApiError> {
+    Ok(Json(s.subscriptions.list_all().await?))
+}
+
+pub(crate) async fn unsubscribe(
+    _: Facilitator,
+    State(s): State<PortalState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    s.subscriptions.unsubscribe_any(&id).await?;
+    Ok(Json(json!({ "unsubscribed": id })))
+}
+
+/// Event totals for the console.
+pub(crate) async fn stats(
+    _: Facilitator,
+    State(s): State<PortalState>,
+) -> Result<Json<Value>, ApiError> {
+    let board = s.hq.leaderboard().await?;
+    let subs = s.subscriptions.list_all().await?;
+    let published: std::collections::BTreeMap<&str, u64> = s
+        .order_stream
+        .as_ref()
+        .map(|o| {
+            o.published()
+                .into_iter()
+                .map(|(t, n)| (t.as_str(), n))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "attendees": board.entries.len(),
+        "fulfillments": board.entries.iter().map(|e| e.total).sum::<u64>(),
+        "fulfillmentsLastMinute": board.entries.iter().map(|e| e.per_minute.last().copied().unwrap_or(0) as u64).sum::<u64>(),
+        "ordersPublished": published.values().sum::<u64>(),
+        "publishedByTopic": published,
+        "subscriptions": subs.len(),
+        "deliveries": subs.iter().map(|s| s.delivered).sum::<u64>(),
+        "deliveryFailures": subs.iter().map(|s| s.failed_attempts).sum::<u64>(),
+    })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResetRequest {
+    scope: String,
+    confirm: String,
+}
+
+/// Empties the event's data. Needs the word RESET typed, so no stray click does it.
+pub(crate) async fn reset(
+    _: Facilitator,
+    State(s): State<PortalState>,
+    JsonBody(req): JsonBody<ResetRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if req.confirm != "RESET" {
+        return Err(ApiError::bad_request(
+            "confirmation_required",
+            "type RESET in \"confirm\" to reset the event",
+        ));
+    }
+    match req.scope.as_str() {
+        "fulfillments" => s.hq.ledger.clear().await?,
+        "everything" => {
+            for sub in s.subscriptions.list_all().await? {
+                s.subscriptions
+                    .unsubscribe_any(&sub.subscription_arn)
+                    .await?;
+            }
+            s.hq.ledger.clear().await?;
+            s.hq.accounts.store().clear_accounts().await?;
+            s.hq.keys.clear();
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid",
+                "scope must be \"fulfillments\" or \"everything\"",
+            ))
+        }
+    }
+    tracing::warn!(scope = %req.scope, "event data reset by the facilitator");
+    Ok(Json(json!({ "reset": req.scope })))
 }

@@ -1,16 +1,17 @@
 //! The attendees' JSON API.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hq_core::clock::{now_millis, rfc3339};
+use hq_core::domain::{SubscriptionView, TopicName};
 use hq_core::services::KeyView;
 use hq_web::{ApiError, JsonBody};
 use http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{session_token, Attendee, SESSION_COOKIE};
+use crate::auth::{check_csrf, session_token, Attendee, SESSION_COOKIE};
 use crate::PortalState;
 
 #[derive(Deserialize)]
@@ -55,6 +56,7 @@ pub(crate) async fn logout(
     req: http::Request<axum::body::Body>,
 ) -> Result<Response, ApiError> {
     let (parts, _) = req.into_parts();
+    check_csrf(&parts)?;
     if let Some(token) = session_token(&parts) {
         s.hq.accounts.logout(&token).await?;
     }
@@ -64,6 +66,62 @@ pub(crate) async fn logout(
         HeaderValue::from_static("hq_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     Ok(res)
+}
+
+pub(crate) async fn me(Attendee(user): Attendee) -> Json<serde_json::Value> {
+    Json(json!({ "username": user }))
+}
+
+/// What attendees paste into their stack; public, the same for everyone.
+pub(crate) async fn info(State(s): State<PortalState>) -> Json<serde_json::Value> {
+    let topics: Vec<_> = TopicName::ALL
+        .iter()
+        .map(|t| json!({"name": t.as_str(), "arn": s.hq.rates.arn(*t)}))
+        .collect();
+    let url = &s.info.public_url;
+    Json(json!({
+        "portalUrl": format!("{url}/"),
+        "leaderboardUrl": format!("{url}/leaderboard"),
+        "fulfillmentUrl": s.info.fulfillment_url,
+        "snsEndpoint": s.info.sns_endpoint,
+        "region": s.hq.config.region,
+        "topics": topics,
+        "assetsUrl": s.assets_dir.as_ref().map(|_| format!("{url}/assets/")),
+    }))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewSubscription {
+    topic: String,
+    endpoint: String,
+}
+
+pub(crate) async fn subscriptions(
+    State(s): State<PortalState>,
+    Attendee(user): Attendee,
+) -> Result<Json<Vec<SubscriptionView>>, ApiError> {
+    Ok(Json(s.subscriptions.list_own(&user).await?))
+}
+
+pub(crate) async fn subscribe(
+    State(s): State<PortalState>,
+    Attendee(user): Attendee,
+    JsonBody(req): JsonBody<NewSubscription>,
+) -> Result<Response, ApiError> {
+    let view = s
+        .subscriptions
+        .subscribe(&user, &req.topic, &req.endpoint)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+pub(crate) async fn unsubscribe(
+    State(s): State<PortalState>,
+    Attendee(user): Attendee,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    s.subscriptions.unsubscribe_own(&user, &id).await?;
+    Ok(Json(json!({ "unsubscribed": id })))
 }
 
 pub(crate) async fn key(

@@ -9,12 +9,20 @@ use http::request::Parts;
 use crate::PortalState;
 
 pub const SESSION_COOKIE: &str = "hq_session";
+/// Cookie-authenticated changes must carry this header. A cross-site form or
+/// image cannot set it, and a cross-site script cannot without a CORS grant,
+/// which HQ never gives: so a page elsewhere cannot act with an attendee's cookie.
+pub const CSRF_HEADER: &str = "x-hq-csrf";
 
 /// The session token a request carries: `Authorization: Bearer` first, then the cookie.
 pub(crate) fn session_token(parts: &Parts) -> Option<String> {
     if let Some(token) = bearer(parts) {
         return Some(token.to_owned());
     }
+    cookie_token(parts)
+}
+
+fn cookie_token(parts: &Parts) -> Option<String> {
     parts
         .headers
         .get_all(http::header::COOKIE)
@@ -24,6 +32,19 @@ pub(crate) fn session_token(parts: &Parts) -> Option<String> {
         .filter_map(|c| c.trim().split_once('='))
         .find(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, value)| value.to_owned())
+}
+
+/// Refuses a cookie-authenticated state change without [`CSRF_HEADER`].
+pub(crate) fn check_csrf(parts: &Parts) -> Result<(), ApiError> {
+    let safe = matches!(parts.method, http::Method::GET | http::Method::HEAD);
+    if safe || bearer(parts).is_some() || parts.headers.contains_key(CSRF_HEADER) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        http::StatusCode::FORBIDDEN,
+        "csrf",
+        format!("a change made with the session cookie needs the {CSRF_HEADER} header"),
+    ))
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -44,6 +65,7 @@ impl FromRequestParts<PortalState> for Attendee {
 
     async fn from_request_parts(parts: &mut Parts, state: &PortalState) -> Result<Self, ApiError> {
         let token = session_token(parts).ok_or_else(ApiError::unauthorized)?;
+        check_csrf(parts)?;
         Ok(Attendee(state.hq.accounts.authenticate(&token).await?))
     }
 }

@@ -6,7 +6,6 @@
 //!
 //! `cargo run --release -p hq-bench --bin ingest -- [--connections 64] [--seconds 10] [--keys 500]`
 
-
 use anyhow::Context;
 use clap::Parser;
 use hq_bench::wrk;
@@ -29,7 +28,13 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().to_str().context("utf-8 temp dir")?.to_owned();
     let app = Application::build(ServeArgs::parse_from([
-        "serve", "--bind", "127.0.0.1:0", "--data-dir", &data_dir, "--admin-token", "bench",
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_dir,
+        "--admin-token",
+        "bench",
     ]))
     .await?;
     let hq = app.hq.clone();
@@ -41,7 +46,10 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..opts.keys {
         let hq = hq.clone();
         seeding.push(tokio::spawn(async move {
-            let user = hq.accounts.signup(&format!("attendee{i:04}"), "benchmark-password").await?;
+            let user = hq
+                .accounts
+                .signup(&format!("attendee{i:04}"), "benchmark-password")
+                .await?;
             anyhow::Ok(hq.accounts.key(&user).await?.value.expose().to_owned())
         }));
     }
@@ -59,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
     let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let bare_url = format!("http://{}/receiving/", bare.local_addr()?);
     tokio::spawn(async move {
-        let router = axum::Router::new().route("/receiving/", axum::routing::post(|| async { "ok" }));
+        let router =
+            axum::Router::new().route("/receiving/", axum::routing::post(|| async { "ok" }));
         axum::serve(bare, router).await
     });
 
@@ -77,7 +86,10 @@ async fn main() -> anyhow::Result<()> {
 
     let acknowledged = hq_run.requests - hq_run.non_2xx;
     let ratio = hq_run.ok_per_sec() / bare_run.ok_per_sec();
-    println!("ingest benchmark ({c} keep-alive connections, {} keys, {s} s each, wrk -t2)", opts.keys);
+    println!(
+        "ingest benchmark ({c} keep-alive connections, {} keys, {s} s each, wrk -t2)",
+        opts.keys
+    );
     println!(
         "  HQ /receiving/ : {:>9.0} accepted/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} non-2xx)",
         hq_run.ok_per_sec(),
@@ -95,7 +107,10 @@ async fn main() -> anyhow::Result<()> {
     println!("  durable: {stored} records stored for {acknowledged} acknowledged by wrk");
     let _ = stop.send(());
     server.await??;
-    anyhow::ensure!(stored >= acknowledged, "acknowledged fulfillments are missing from the store");
+    anyhow::ensure!(
+        stored >= acknowledged,
+        "acknowledged fulfillments are missing from the store"
+    );
     Ok(())
 }
 

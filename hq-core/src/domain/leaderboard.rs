@@ -28,7 +28,14 @@ pub struct UserTotals {
 
 impl UserTotals {
     pub fn new(username: Username) -> Self {
-        Self { username, total: 0, iridium: 0, magnesite: 0, last_fulfilled_at: None, minutes: Vec::new() }
+        Self {
+            username,
+            total: 0,
+            iridium: 0,
+            magnesite: 0,
+            last_fulfilled_at: None,
+            minutes: Vec::new(),
+        }
     }
 
     /// Counts one accepted fulfillment in the totals, not in `minutes`.
@@ -51,7 +58,8 @@ impl UserTotals {
             }
         }
         let newest = self.minutes.last().map_or(m, |(sm, _)| *sm);
-        self.minutes.retain(|(sm, _)| *sm > newest - WINDOW_MINUTES as i64);
+        self.minutes
+            .retain(|(sm, _)| *sm > newest - WINDOW_MINUTES as i64);
     }
 
     /// Counts per minute for the hour ending with the minute of `now`, oldest first.

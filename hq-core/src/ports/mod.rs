@@ -47,6 +47,8 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> Result<Written, StoreError>;
     /// Resolves a key value to its owner and record.
     async fn find_key(&self, value: &str) -> Result<Option<(Username, KeyRecord)>, StoreError>;
+    /// Deletes every account, key and session (the facilitator's event reset).
+    async fn clear_accounts(&self) -> Result<(), StoreError>;
 
     async fn put_session(&self, digest: &[u8; 32], session: &Session) -> Result<(), StoreError>;
     async fn get_session(&self, digest: &[u8; 32]) -> Result<Option<Session>, StoreError>;
@@ -63,9 +65,15 @@ pub trait Ledger: Send + Sync + 'static {
     /// How many records exist (admin and consistency checks; may scan).
     async fn count(&self) -> Result<u64, StoreError>;
     /// Records in id (= time) order after `after`, at most `limit` (export, checks).
-    async fn list(&self, after: Option<uuid::Uuid>, limit: usize) -> Result<Vec<Fulfillment>, StoreError>;
+    async fn list(
+        &self,
+        after: Option<uuid::Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Fulfillment>, StoreError>;
     /// Every attendee's totals: one item per attendee, not per record.
     async fn totals(&self) -> Result<Vec<UserTotals>, StoreError>;
+    /// Deletes every record and total (the facilitator's event reset).
+    async fn clear(&self) -> Result<(), StoreError>;
 }
 
 /// The gateway in front of the fulfillment API, where a key must also exist:
@@ -90,6 +98,16 @@ impl KeyGateway for NoGateway {
     async fn disable(&self, _: &Username, _: &KeyRecord) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// The running order publisher, as the facilitator steers it.
+pub trait OrderStream: Send + Sync + 'static {
+    /// Rates were changed in the [`RateStore`]: apply them now.
+    fn rates_changed(&self);
+    /// Publishes `count` extra orders spread over `seconds`.
+    fn surge(&self, topic: TopicName, count: u32, seconds: u32) -> Result<(), String>;
+    /// Orders published so far, per topic.
+    fn published(&self) -> Vec<(TopicName, u64)>;
 }
 
 /// Per-topic order rates, which survive restarts.

@@ -23,7 +23,12 @@ pub struct ReceivingFaults {
 
 impl Default for ReceivingFaults {
     fn default() -> Self {
-        Self { latency_ms: 0, latency_random: false, error_share: 0.0, error_status: 503 }
+        Self {
+            latency_ms: 0,
+            latency_random: false,
+            error_share: 0.0,
+            error_status: 503,
+        }
     }
 }
 
@@ -67,7 +72,9 @@ impl LabControls {
             return Err(CoreError::Invalid("latencyMs must be at most 30000".into()));
         }
         if !next.error_share.is_finite() || !(0.0..=1.0).contains(&next.error_share) {
-            return Err(CoreError::Invalid("errorShare must be between 0 and 1".into()));
+            return Err(CoreError::Invalid(
+                "errorShare must be between 0 and 1".into(),
+            ));
         }
         if !matches!(next.error_status, 500 | 503) {
             return Err(CoreError::Invalid("errorStatus must be 500 or 503".into()));
@@ -85,8 +92,12 @@ impl LabControls {
             (ms, false) => ms,
             (ms, true) => rand::random_range(0..=ms),
         };
-        let fail_with = (f.error_share > 0.0 && rand::random::<f64>() < f.error_share).then_some(f.error_status);
-        Verdict { delay_ms, fail_with }
+        let fail_with = (f.error_share > 0.0 && rand::random::<f64>() < f.error_share)
+            .then_some(f.error_status);
+        Verdict {
+            delay_ms,
+            fail_with,
+        }
     }
 }
 
@@ -97,12 +108,38 @@ mod tests {
     #[test]
     fn off_by_default_and_validated() {
         let lab = LabControls::default();
-        assert_eq!(lab.verdict(), Verdict { delay_ms: 0, fail_with: None });
-        assert!(lab.set_receiving(ReceivingFaultsPatch { error_share: Some(1.5), ..Default::default() }).is_err());
-        assert!(lab.set_receiving(ReceivingFaultsPatch { error_status: Some(404), ..Default::default() }).is_err());
+        assert_eq!(
+            lab.verdict(),
+            Verdict {
+                delay_ms: 0,
+                fail_with: None
+            }
+        );
+        assert!(lab
+            .set_receiving(ReceivingFaultsPatch {
+                error_share: Some(1.5),
+                ..Default::default()
+            })
+            .is_err());
+        assert!(lab
+            .set_receiving(ReceivingFaultsPatch {
+                error_status: Some(404),
+                ..Default::default()
+            })
+            .is_err());
         assert_eq!(lab.receiving(), ReceivingFaults::default());
-        lab.set_receiving(ReceivingFaultsPatch { error_share: Some(1.0), latency_ms: Some(5), ..Default::default() })
-            .unwrap();
-        assert_eq!(lab.verdict(), Verdict { delay_ms: 5, fail_with: Some(503) });
+        lab.set_receiving(ReceivingFaultsPatch {
+            error_share: Some(1.0),
+            latency_ms: Some(5),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            lab.verdict(),
+            Verdict {
+                delay_ms: 5,
+                fail_with: Some(503)
+            }
+        );
     }
 }

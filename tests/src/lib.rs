@@ -202,3 +202,57 @@ pub async fn json_of(res: Response) -> (StatusCode, Value) {
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
     (status, value)
 }
+
+/// An endpoint that behaves like the attendees' order receiver (contract
+/// section 1): parses any body as JSON, GETs a `SubscribeURL` to confirm, and
+/// keeps every `Message` it receives. Always answers 200.
+pub struct Receiver {
+    pub url: String,
+    pub messages: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    pub async fn start(path: &str) -> Self {
+        let messages = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = messages.clone();
+        let client = reqwest::Client::new();
+        let handler = move |body: String| {
+            let (kept, client) = (kept.clone(), client.clone());
+            async move {
+                if let Ok(v) = serde_json::from_str::<Value>(&body) {
+                    if let Some(url) = v.get("SubscribeURL").and_then(Value::as_str) {
+                        let _ = client.get(url).send().await;
+                    } else if let Some(m) = v.get("Message").and_then(Value::as_str) {
+                        kept.lock().expect("lock").push(m.to_owned());
+                    }
+                }
+                "ok"
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}{path}", listener.local_addr().expect("addr"));
+        let app = axum::Router::new().route(path, axum::routing::post(handler));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, messages }
+    }
+
+    pub fn received(&self) -> Vec<String> {
+        self.messages.lock().expect("lock").clone()
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or `secs` pass.
+pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}

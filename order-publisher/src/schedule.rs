@@ -61,7 +61,7 @@ pub fn malformed_bodies(topic: TopicName) -> &'static [&'static str] {
 
 /// Whether the `k`-th order (0-based) under `share` is malformed.
 pub fn is_malformed(k: u64, share: f64) -> bool {
-    if !(share > 0.0) {
+    if share.is_nan() || share <= 0.0 {
         return false;
     }
     let share = share.min(1.0);

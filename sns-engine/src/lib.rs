@@ -77,7 +77,7 @@ impl EngineConfig {
             endpoint_policy: EndpointPolicy::default(),
             attempt_timeout: Duration::from_secs(15),
             queue_capacity: 1000,
-            max_in_flight_per_subscription: 8,
+            max_in_flight_per_subscription: 4,
             shutdown_grace: Duration::from_secs(5),
         }
     }

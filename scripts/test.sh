@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test of HQ. Installs what the tests need first (idempotent):
-# a Python virtual environment with the independent clients (boto3, cryptography)
-# that the SNS tests drive HQ with.
+# * Debian's chromium and chromium-driver, for the page tests (needs root or sudo);
+# * a Python virtual environment with the independent clients (boto3,
+#   cryptography) that the SNS tests drive HQ with.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+  echo "--- installing chromium and chromium-driver (Debian packages)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import boto3, cryptography' 2>/dev/null; then
   echo "--- setting up .venv (boto3, cryptography)"

@@ -12,6 +12,10 @@ use hq_bench::wrk;
 use interstella_hq::config::ServeArgs;
 use interstella_hq::Application;
 
+/// The same allocator as the `interstella-hq` binary, so the figures match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Opts {
     #[arg(long, default_value_t = 64)]

@@ -6,7 +6,7 @@
 //! The queue is bounded: when the disk cannot keep up, senders wait (backpressure)
 //! rather than memory growing.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hq_core::clock::minute_of;
@@ -15,8 +15,9 @@ use hq_core::StoreError;
 use redb::{Database, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::err;
+use crate::schema::{decode_totals, encode_totals};
 use crate::schema::{FULFILLMENTS, MINUTES, TOTALS};
-use crate::{err, from_json, to_json};
 
 /// The most records one transaction takes; bounds commit latency under load.
 const MAX_BATCH: usize = 1024;
@@ -166,17 +167,21 @@ fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
         let mut records = txn.open_table(FULFILLMENTS).map_err(err)?;
         let mut totals_table = txn.open_table(TOTALS).map_err(err)?;
         let mut minutes_table = txn.open_table(MINUTES).map_err(err)?;
-        let mut totals: HashMap<&str, UserTotals> = HashMap::new();
-        let mut minutes: HashMap<(i64, &str), u32> = HashMap::new();
+        // Sorted maps: rows are then written in key order, walking the trees once.
+        let mut totals: BTreeMap<&str, UserTotals> = BTreeMap::new();
+        let mut minutes: BTreeMap<(i64, &str), u32> = BTreeMap::new();
+        let mut json = Vec::with_capacity(512);
         for job in batch {
             let f = &job.fulfillment;
+            json.clear();
+            serde_json::to_writer(&mut json, f).map_err(err)?;
             records
-                .insert(f.id.as_bytes().as_slice(), to_json(f)?.as_slice())
+                .insert(f.id.as_bytes().as_slice(), json.as_slice())
                 .map_err(err)?;
             let user = f.username.as_str();
             if !totals.contains_key(user) {
                 let current = match totals_table.get(user).map_err(err)? {
-                    Some(v) => from_json(v.value())?,
+                    Some(v) => decode_totals(user, v.value())?,
                     None => UserTotals::new(f.username.clone()),
                 };
                 totals.insert(user, current);
@@ -188,7 +193,7 @@ fn commit(db: &Database, batch: &[Job]) -> Result<(), StoreError> {
         }
         for (user, t) in &totals {
             totals_table
-                .insert(*user, to_json(t)?.as_slice())
+                .insert(*user, encode_totals(t).as_slice())
                 .map_err(err)?;
         }
         for ((minute, user), n) in minutes {

@@ -5,6 +5,7 @@ use hq_core::ports::Ledger;
 use hq_core::StoreError;
 use redb::{ReadableTable, ReadableTableMetadata};
 
+use crate::schema::decode_totals;
 use crate::schema::{FULFILLMENTS, MINUTES, TOTALS};
 use crate::{err, from_json, EmbeddedStore};
 
@@ -70,8 +71,8 @@ impl Ledger for EmbeddedStore {
             let t = txn.open_table(TOTALS).map_err(err)?;
             let mut out: Vec<UserTotals> = Vec::new();
             for row in t.iter().map_err(err)? {
-                let (_, v) = row.map_err(err)?;
-                out.push(from_json(v.value())?);
+                let (k, v) = row.map_err(err)?;
+                out.push(decode_totals(k.value(), v.value())?);
             }
             // Totals are in username order: find each user's entry by binary search.
             let minutes = txn.open_table(MINUTES).map_err(err)?;

@@ -7,18 +7,20 @@
 //! | `key_index` | API key value | username (lookup by key; one entry per live value) |
 //! | `sessions` | SHA-256 of the session token (32 bytes) | JSON `Session` |
 //! | `fulfillments` | UUIDv7 (16 bytes, so keys sort by time) | JSON `Fulfillment` |
-//! | `totals` | username | JSON `UserTotals` without `minutes` (updated in the same commit as each record) |
+//! | `totals` | username | 32 bytes, little-endian: total, iridium, magnesite (u64), last fulfilled at (i64 ms, `i64::MIN` = never); updated in the same commit as each record |
 //! | `minutes` | (minute since the epoch, username) | `u32` fulfillments in that minute (same commit) |
 //! | `rates` | topic name | JSON `Rate` |
 //!
 //! Values are JSON so that a new optional field needs no migration (serde
-//! defaults). A change that does need one bumps [`SCHEMA_VERSION`] and adds a step
+//! defaults), except the totals rows: every group commit rewrites the pages that
+//! hold them, so they are kept small and fixed-size ([`encode_totals`]). A change that does need one bumps [`SCHEMA_VERSION`] and adds a step
 //! to [`migrate`], run on open inside one write transaction. A database written
 //! by a newer HQ is refused rather than misread.
 
 use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::err;
+use hq_core::domain::{UserTotals, Username};
 use hq_core::StoreError;
 
 pub const SCHEMA_VERSION: u64 = 1;
@@ -87,4 +89,41 @@ pub(crate) fn recreate<K: redb::Key + 'static, V: redb::Value + 'static>(
     txn.delete_table(table).map_err(err)?;
     txn.open_table(table).map_err(err)?;
     Ok(())
+}
+
+/// Size of an encoded totals row.
+const TOTALS_LEN: usize = 32;
+
+/// Encodes the counters of a totals row (the username is the key; per-minute
+/// counts live in `minutes`).
+pub(crate) fn encode_totals(t: &UserTotals) -> [u8; TOTALS_LEN] {
+    let mut out = [0u8; TOTALS_LEN];
+    out[0..8].copy_from_slice(&t.total.to_le_bytes());
+    out[8..16].copy_from_slice(&t.iridium.to_le_bytes());
+    out[16..24].copy_from_slice(&t.magnesite.to_le_bytes());
+    out[24..32].copy_from_slice(&t.last_fulfilled_at.unwrap_or(i64::MIN).to_le_bytes());
+    out
+}
+
+pub(crate) fn decode_totals(username: &str, b: &[u8]) -> Result<UserTotals, StoreError> {
+    let username = Username::parse(username).map_err(StoreError)?;
+    let field = |i: usize| -> Result<[u8; 8], StoreError> {
+        b.get(i * 8..i * 8 + 8)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| {
+                StoreError(format!(
+                    "totals row of {username} is {} bytes, not {TOTALS_LEN}",
+                    b.len()
+                ))
+            })
+    };
+    let last = i64::from_le_bytes(field(3)?);
+    Ok(UserTotals {
+        total: u64::from_le_bytes(field(0)?),
+        iridium: u64::from_le_bytes(field(1)?),
+        magnesite: u64::from_le_bytes(field(2)?),
+        last_fulfilled_at: (last != i64::MIN).then_some(last),
+        minutes: Vec::new(),
+        username,
+    })
 }

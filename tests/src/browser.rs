@@ -14,7 +14,11 @@ pub struct Browser {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 impl Browser {
@@ -22,12 +26,14 @@ impl Browser {
     /// they are not installed: `apt-get install chromium chromium-driver`.
     pub async fn start() -> Self {
         let port = free_port();
-        let driver = Command::new(std::env::var("HQ_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()))
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
+        let driver = Command::new(
+            std::env::var("HQ_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()),
+        )
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
         let profile = tempfile::tempdir().expect("profile dir");
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -47,13 +53,21 @@ impl Browser {
         let client = loop {
             // Plain HTTP to the local driver: no TLS stack needed.
             let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
                 Ok(c) => break c,
                 Err(e) if Instant::now() > deadline => panic!("chromedriver did not start: {e}"),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
-        Self { client, driver, _profile: profile }
+        Self {
+            client,
+            driver,
+            _profile: profile,
+        }
     }
 
     pub async fn goto(&self, url: &str) {
@@ -61,14 +75,26 @@ impl Browser {
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
-        let e = self.client.wait().for_element(Locator::Css(css)).await.expect(css);
+        let e = self
+            .client
+            .wait()
+            .for_element(Locator::Css(css))
+            .await
+            .expect(css);
         e.clear().await.expect("clear");
         e.send_keys(text).await.expect("type");
     }
 
     pub async fn click(&self, css: &str) {
-        let e = self.client.wait().for_element(Locator::Css(css)).await.expect(css);
-        e.click().await.unwrap_or_else(|err| panic!("click {css}: {err}"));
+        let e = self
+            .client
+            .wait()
+            .for_element(Locator::Css(css))
+            .await
+            .expect(css);
+        e.click()
+            .await
+            .unwrap_or_else(|err| panic!("click {css}: {err}"));
     }
 
     pub async fn text(&self, css: &str) -> String {

@@ -231,7 +231,9 @@ impl Receiver {
                 "ok"
             }
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}{path}", listener.local_addr().expect("addr"));
         let app = axum::Router::new().route(path, axum::routing::post(handler));
         tokio::spawn(async move { axum::serve(listener, app).await });

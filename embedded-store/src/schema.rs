@@ -127,3 +127,43 @@ pub(crate) fn decode_totals(username: &str, b: &[u8]) -> Result<UserTotals, Stor
         username,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_the_version_and_refuses_a_newer_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            prepare(&db).unwrap();
+            assert_eq!(version(&db).unwrap(), Some(SCHEMA_VERSION));
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(VERSION_KEY, SCHEMA_VERSION + 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let db = Database::create(&path).unwrap();
+        let e = prepare(&db).unwrap_err();
+        assert!(e.0.contains("newer HQ"), "{e}");
+    }
+
+    #[test]
+    fn totals_rows_round_trip() {
+        let mut t = UserTotals::new(Username::parse("ann").unwrap());
+        assert_eq!(decode_totals("ann", &encode_totals(&t)).unwrap(), t);
+        t.count(
+            hq_core::domain::Amounts {
+                iridium: 3,
+                magnesite: 1,
+            },
+            1_700_000_000_000,
+        );
+        assert_eq!(decode_totals("ann", &encode_totals(&t)).unwrap(), t);
+        assert!(decode_totals("ann", &[1, 2, 3]).is_err());
+    }
+}

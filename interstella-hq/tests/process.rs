@@ -249,3 +249,67 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
     assert!(acked.len() > 50);
     assert_consistent(dir.path(), &acked).await;
 }
+
+#[test]
+fn json_logs_carry_the_request_id_and_never_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_interstella-hq"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--admin-token",
+            "log-test-token",
+            "--log-format",
+            "json",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start interstella-hq");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(a) = line.trim().strip_prefix("Listening on:") {
+            break a.trim().to_owned();
+        }
+    };
+    let base = format!("http://{addr}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let key = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let key = attendees(&client, &base, 1).await.remove(0);
+        let res = client
+            .post(format!("{base}/receiving/"))
+            .header("x-api-key", &key)
+            .body(r#"{"iridium":1}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        key
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains(&key), "a key was logged");
+    let mut served = 0;
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["message"] == "served" {
+            assert!(
+                v["span"]["request_id"]
+                    .as_str()
+                    .is_some_and(|id| id.len() == 36),
+                "{line}"
+            );
+            served += 1;
+        }
+    }
+    assert!(served >= 4, "one line per request");
+}

@@ -21,6 +21,10 @@ pub struct Cli {
 pub enum Command {
     /// Run HQ all-in-one (the default when no command is given).
     Serve(ServeArgs),
+    /// AWS-mode tooling (built with `--features aws`): `aws bootstrap`.
+    #[cfg(feature = "aws")]
+    #[command(subcommand)]
+    Aws(aws_adapters::cli::AwsCommand),
 }
 
 impl Default for Command {

@@ -22,7 +22,7 @@ function topicRow(t, published) {
 
 async function setRate(topic, patch) {
   try {
-    await admin("PUT", "/admin/api/rates/" + topic, patch);
+    await admin("PUT", "admin/api/rates/" + topic, patch);
     say("topics-msg", "Saved " + topic + ".", "ok");
     await refresh();
   } catch (e) { say("topics-msg", e.message, "error"); }
@@ -31,7 +31,7 @@ async function setRate(topic, patch) {
 function userRow(u) {
   const revoke = u.keyStatus === "active"
     ? el("button", { type: "button", class: "danger", "aria-label": "Revoke the key of " + u.username, onclick: async () => {
-        try { await admin("POST", "/admin/api/users/" + encodeURIComponent(u.username) + "/revoke-key"); say("users-msg", "Revoked the key of " + u.username + ".", "ok"); await refresh(); }
+        try { await admin("POST", "admin/api/users/" + encodeURIComponent(u.username) + "/revoke-key"); say("users-msg", "Revoked the key of " + u.username + ".", "ok"); await refresh(); }
         catch (e) { say("users-msg", e.message, "error"); }
       } }, "Revoke key")
     : null;
@@ -61,8 +61,8 @@ function showLab(c) {
 
 async function refresh() {
   const [stats, topics, users, subs, chaos] = await Promise.all([
-    admin("GET", "/admin/api/stats"), admin("GET", "/admin/api/rates"), admin("GET", "/admin/api/users"),
-    admin("GET", "/admin/api/subscriptions"), admin("GET", "/admin/api/chaos"),
+    admin("GET", "admin/api/stats"), admin("GET", "admin/api/rates"), admin("GET", "admin/api/users"),
+    admin("GET", "admin/api/subscriptions"), admin("GET", "admin/api/chaos"),
   ]);
   const totals = [["Attendees", stats.attendees], ["Fulfillments", stats.fulfillments], ["Fulfillments / min", stats.fulfillmentsLastMinute],
     ["Orders published", stats.ordersPublished], ["Deliveries", stats.deliveries], ["Delivery failures", stats.deliveryFailures]];
@@ -76,7 +76,7 @@ async function refresh() {
 }
 
 async function loadShare() {
-  const info = await api("GET", "/api/info");
+  const info = await api("GET", "api/info");
   const rows = [["Key portal", info.portalUrl], ["Fulfillment API endpoint", info.fulfillmentUrl], ["Leaderboard", info.leaderboardUrl]];
   for (const t of info.topics) rows.push([(t.name === "orderTopic" ? "Orders" : t.name) + " topic ARN", t.arn]);
   if (info.snsEndpoint) rows.push(["AWS_ENDPOINT_URL_SNS", info.snsEndpoint]);
@@ -87,7 +87,7 @@ async function loadShare() {
 async function signIn(candidate) {
   token = candidate;
   try {
-    await admin("GET", "/admin/api/users");
+    await admin("GET", "admin/api/users");
   } catch (e) {
     token = null;
     say("signin-msg", e.status === 401 ? "That is not the admin token." : e.message, "error");
@@ -114,14 +114,14 @@ document.addEventListener("DOMContentLoaded", () => {
   $("surge-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      await admin("POST", "/admin/api/surge", { topic: $("surge-topic").value, count: Number($("surge-count").value), seconds: Number($("surge-seconds").value) });
+      await admin("POST", "admin/api/surge", { topic: $("surge-topic").value, count: Number($("surge-count").value), seconds: Number($("surge-seconds").value) });
       say("topics-msg", "Surge started.", "ok");
     } catch (err) { say("topics-msg", err.message, "error"); }
   });
   $("lab-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      showLab(await admin("PUT", "/admin/api/chaos", { receiving: {
+      showLab(await admin("PUT", "admin/api/chaos", { receiving: {
         latencyMs: Number($("lab-latency").value), latencyRandom: $("lab-random").checked,
         errorShare: Number($("lab-share").value), errorStatus: Number($("lab-status").value) } }));
       say("lab-msg", "Applied.", "ok");
@@ -129,7 +129,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("lab-off").addEventListener("click", async () => {
     try {
-      showLab(await admin("PUT", "/admin/api/chaos", { receiving: { latencyMs: 0, latencyRandom: false, errorShare: 0 } }));
+      showLab(await admin("PUT", "admin/api/chaos", { receiving: { latencyMs: 0, latencyRandom: false, errorShare: 0 } }));
       $("lab-latency").value = 0; $("lab-share").value = 0; $("lab-random").checked = false;
       say("lab-msg", "All lab faults off.", "ok");
     } catch (err) { say("lab-msg", err.message, "error"); }
@@ -137,7 +137,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("reset-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      await admin("POST", "/admin/api/reset", { scope: $("reset-scope").value, confirm: $("reset-confirm").value });
+      await admin("POST", "admin/api/reset", { scope: $("reset-scope").value, confirm: $("reset-confirm").value });
       $("reset-confirm").value = "";
       say("reset-msg", "Reset done.", "ok");
       await refresh();

@@ -3,7 +3,9 @@
 "use strict";
 
 const HQ = {
-  /** Calls HQ's JSON API; throws an Error carrying the API's message. */
+  /** Calls HQ's JSON API; throws an Error carrying the API's message. Paths are
+   * relative ("api/key"), so the pages also work under an API Gateway stage
+   * prefix such as /prod/. */
   async api(method, path, body, bearer) {
     const headers = { "x-hq-csrf": "1" };
     if (body !== undefined) headers["content-type"] = "application/json";

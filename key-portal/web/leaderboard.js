@@ -42,7 +42,7 @@ function chart(leaders) {
 async function refresh() {
   let board;
   try {
-    board = await api("GET", "/api/leaderboard");
+    board = await api("GET", "api/leaderboard");
     HQ.say("board-msg", "");
   } catch (e) {
     HQ.say("board-msg", "Cannot update: " + e.message, "error");

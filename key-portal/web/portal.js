@@ -17,7 +17,7 @@ function credentials() {
 async function signIn() {
   const c = credentials();
   try {
-    const r = await api("POST", "/api/login", c);
+    const r = await api("POST", "api/login", c);
     $("password").value = "";
     say("auth-msg", "");
     await enter(r.username);
@@ -29,7 +29,7 @@ async function signIn() {
 async function signUp() {
   const c = credentials();
   try {
-    await api("POST", "/api/signup", c);
+    await api("POST", "api/signup", c);
     await signIn();
   } catch (e) {
     say("auth-msg", e.status === 409 ? "That username is taken; pick another." : e.message, "error");
@@ -45,14 +45,14 @@ function renderKey(k) {
 }
 
 async function loadKey() {
-  renderKey(await api("GET", "/api/key"));
+  renderKey(await api("GET", "api/key"));
 }
 
 function subRow(s) {
   const remove = el("button", {
     type: "button", class: "secondary", "aria-label": "Remove subscription of " + s.endpoint + " to " + s.topic,
     onclick: async () => {
-      try { await api("DELETE", "/api/subscriptions/" + encodeURIComponent(s.id)); say("sub-msg", "Subscription removed.", "ok"); await loadSubs(); }
+      try { await api("DELETE", "api/subscriptions/" + encodeURIComponent(s.id)); say("sub-msg", "Subscription removed.", "ok"); await loadSubs(); }
       catch (e) { say("sub-msg", e.message, "error"); }
     },
   }, "Remove");
@@ -67,7 +67,7 @@ function subRow(s) {
 }
 
 async function loadSubs() {
-  const subs = await api("GET", "/api/subscriptions");
+  const subs = await api("GET", "api/subscriptions");
   fill($("subs"), subs.map(subRow), "No subscriptions yet.");
 }
 
@@ -76,7 +76,7 @@ async function subscribe(topic) {
   if (!endpoint) { say("sub-msg", "Enter your endpoint URL first.", "error"); $("endpoint").focus(); return; }
   say("sub-msg", "Subscribing…");
   try {
-    const s = await api("POST", "/api/subscriptions", { topic, endpoint });
+    const s = await api("POST", "api/subscriptions", { topic, endpoint });
     say("sub-msg", "Subscribed " + s.endpoint + " to " + s.topic + ": " +
       (s.status === "Confirmed" ? "confirmed." : "waiting for your endpoint to confirm."), "ok");
     await loadSubs();
@@ -86,7 +86,7 @@ async function subscribe(topic) {
 }
 
 async function loadInfo() {
-  const info = await api("GET", "/api/info");
+  const info = await api("GET", "api/info");
   const rows = [["Fulfillment API endpoint", info.fulfillmentUrl]];
   for (const t of info.topics) rows.push([(t.name === "orderTopic" ? "Orders" : t.name) + " topic ARN", t.arn]);
   if (info.snsEndpoint) rows.push(["AWS_ENDPOINT_URL_SNS", info.snsEndpoint]);
@@ -115,7 +115,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("auth-form").addEventListener("submit", (e) => { e.preventDefault(); signIn(); });
   $("signup").addEventListener("click", signUp);
   $("signout").addEventListener("click", async () => {
-    try { await api("POST", "/api/logout"); } catch (_) { /* signed out anyway */ }
+    try { await api("POST", "api/logout"); } catch (_) { /* signed out anyway */ }
     leave("Signed out.");
   });
   $("copy-key").addEventListener("click", async () => {
@@ -126,7 +126,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("rotate-no").addEventListener("click", () => { $("rotate-confirm").classList.add("hidden"); $("rotate-key").focus(); });
   $("rotate-yes").addEventListener("click", async () => {
     $("rotate-confirm").classList.add("hidden");
-    try { renderKey(await api("POST", "/api/key/rotate")); say("key-msg", "New key issued; the old one no longer works.", "ok"); }
+    try { renderKey(await api("POST", "api/key/rotate")); say("key-msg", "New key issued; the old one no longer works.", "ok"); }
     catch (e) { say("key-msg", e.message, "error"); }
   });
   $("sub-form").addEventListener("submit", (e) => { e.preventDefault(); subscribe("orders"); });
@@ -134,7 +134,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     if (b.type === "button") b.addEventListener("click", () => subscribe(b.dataset.topic));
   }
   try {
-    const me = await api("GET", "/api/me");
+    const me = await api("GET", "api/me");
     await enter(me.username);
   } catch (_) {
     show(false);

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of HQ. Installs what the tests need first (idempotent):
 # * Debian's chromium and chromium-driver, for the page tests (needs root or sudo);
-# * a Python virtual environment with the independent clients (boto3,
-#   cryptography) that the SNS tests drive HQ with.
+# * a Python virtual environment (.venv) with the independent clients and servers
+#   the tests use: boto3 and cryptography (SNS engine), moto's server (the
+#   AWS-compatible server the AWS adapters and the template are tested against),
+#   cfn-lint (the template), cargo-lambda (the Lambdas under `cargo lambda watch`).
+# Tests that need one of these fail, not skip, when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,21 +16,15 @@ if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; the
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import boto3, cryptography' 2>/dev/null; then
-  echo "--- setting up .venv (boto3, cryptography)"
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check boto3 cryptography cfn-lint
+[ -x .venv/bin/python ] || python3 -m venv .venv
+if ! .venv/bin/python -c 'import boto3, cryptography, moto, cfnlint' 2>/dev/null \
+   || [ ! -x .venv/bin/moto_server ] || [ ! -x .venv/bin/cargo-lambda ]; then
+  echo "--- installing the test tools into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check \
+    boto3 cryptography "moto[server]" cfn-lint cargo-lambda
 fi
 export HQ_PYTHON="$PWD/.venv/bin/python"
-
-# --- AWS mode (issue 5): moto and cargo-lambda for aws-adapters' contract tests
-# and hq-lambdas' end-to-end test (they fail, not skip, without them).
-if [ ! -x .venv/bin/moto_server ] || [ ! -x .venv/bin/cargo-lambda ]; then
-  echo "--- installing moto[server] and cargo-lambda into .venv"
-  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]" cargo-lambda
-fi
 export HQ_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 export HQ_CARGO_LAMBDA="$PWD/.venv/bin/cargo-lambda"
-# --- end AWS mode
 
 cargo test --workspace --no-fail-fast "$@"

@@ -11,7 +11,7 @@
 #   HQ_ADMIN_TOKEN   facilitator token for /admin/api/   (default: generated, printed)
 #   HQ_LOCAL_DIR     where the env file and moto's log go (default target/aws-local)
 #
-# Stops moto when cargo lambda watch ends (Ctrl-C).
+# Ctrl-C (or SIGTERM) stops cargo lambda watch and moto.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,4 +69,8 @@ cat <<EOF
 
 EOF
 .venv/bin/cargo-lambda lambda watch --package hq-lambdas --invoke-address 127.0.0.1 \
-  --invoke-port "$LAMBDA_PORT" --env-file "$DIR/lambda.env"
+  --invoke-port "$LAMBDA_PORT" --env-file "$DIR/lambda.env" &
+WATCH_PID=$!
+trap 'kill "$WATCH_PID" "$MOTO_PID" 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM
+wait "$WATCH_PID"

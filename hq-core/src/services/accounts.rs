@@ -224,10 +224,32 @@ impl AccountService {
                 return Ok(k);
             }
             let new = KeyRecord::issue(now_millis());
-            if self.store.set_key(username, None, &new).await? == Written::Done {
-                self.gateway.enable(username, &new).await?;
+            if self.store_enabled_key(username, None, &new).await? {
                 tracing::info!(user = %username, key_id = %new.id, "API key issued");
                 return Ok(new);
+            }
+        }
+    }
+
+    /// Enables `new` at the gateway, then stores it if the current key is still
+    /// `expected`. In this order a stored key is always usable at the gateway; a
+    /// lost race disables the key it enabled. `Ok(false)`: lost the race, retry.
+    async fn store_enabled_key(
+        &self,
+        username: &Username,
+        expected: Option<&crate::domain::KeyId>,
+        new: &KeyRecord,
+    ) -> Result<bool, CoreError> {
+        self.gateway.enable(username, new).await?;
+        match self.store.set_key(username, expected, new).await {
+            Ok(Written::Done) => Ok(true),
+            Ok(Written::Conflict) => {
+                self.gateway.disable(username, new).await?;
+                Ok(false)
+            }
+            Err(e) => {
+                let _ = self.gateway.disable(username, new).await;
+                Err(e.into())
             }
         }
     }
@@ -238,16 +260,11 @@ impl AccountService {
             let user = self.user(username).await?;
             let new = KeyRecord::issue(now_millis());
             if self
-                .store
-                .set_key(username, user.key.as_ref().map(|k| &k.id), &new)
+                .store_enabled_key(username, user.key.as_ref().map(|k| &k.id), &new)
                 .await?
-                == Written::Done
             {
                 if let Some(old) = &user.key {
                     self.keys.invalidate(old.value.expose());
-                }
-                self.gateway.enable(username, &new).await?;
-                if let Some(old) = &user.key {
                     self.gateway.disable(username, old).await?;
                 }
                 tracing::info!(user = %username, key_id = %new.id, "API key rotated");

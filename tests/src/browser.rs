@@ -9,8 +9,19 @@ use serde_json::json;
 
 pub struct Browser {
     pub client: Client,
-    driver: Child,
+    _driver: Driver,
     _profile: tempfile::TempDir,
+}
+
+/// The chromedriver process, killed when dropped, also when a test panics
+/// before the browser is up.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn free_port() -> u16 {
@@ -26,14 +37,16 @@ impl Browser {
     /// they are not installed: `apt-get install chromium chromium-driver`.
     pub async fn start() -> Self {
         let port = free_port();
-        let driver = Command::new(
-            std::env::var("HQ_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()),
-        )
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
+        let driver = Driver(
+            Command::new(
+                std::env::var("HQ_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()),
+            )
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is installed (apt-get install chromium chromium-driver)"),
+        );
         let profile = tempfile::tempdir().expect("profile dir");
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -65,7 +78,7 @@ impl Browser {
         };
         Self {
             client,
-            driver,
+            _driver: driver,
             _profile: profile,
         }
     }
@@ -128,15 +141,8 @@ impl Browser {
         self.client.execute(script, vec![]).await.expect("script")
     }
 
-    pub async fn close(mut self) {
+    /// Ends the browser session; the driver goes with `self`.
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
     }
 }

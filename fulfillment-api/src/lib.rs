@@ -122,13 +122,13 @@ async fn ingest(
         )
         .await
     {
-        Ok(f) => {
-            tracing::debug!(user = %f.username, key_id = %f.key_id, fulfillment_id = %f.id, "fulfillment stored");
+        Ok(id) => {
+            tracing::debug!(user = %entry.username, key_id = %entry.key_id, fulfillment_id = %id, "fulfillment stored");
             (
                 O::accepted,
                 Json(Accepted {
                     result: "success",
-                    fulfillment_id: f.id,
+                    fulfillment_id: id,
                 })
                 .into_response(),
             )

@@ -93,13 +93,14 @@ impl FulfillmentService {
         Ok(entry)
     }
 
-    /// Validates the body and stores the record durably.
+    /// Validates the body and stores the record durably; answers its id. The
+    /// record itself moves into the ledger (no copy on the hot path).
     pub async fn record(
         &self,
         entry: &KeyEntry,
         body: &[u8],
         req: IngestRequest,
-    ) -> Result<Fulfillment, IngestError> {
+    ) -> Result<uuid::Uuid, IngestError> {
         let verdict = self.lab.verdict();
         if verdict.delay_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(verdict.delay_ms as u64)).await;
@@ -109,8 +110,9 @@ impl FulfillmentService {
         }
         let amounts = Amounts::parse(body).map_err(IngestError::Invalid)?;
         let at = now_millis();
+        let id = uuid::Uuid::now_v7();
         let fulfillment = Fulfillment {
-            id: uuid::Uuid::now_v7(),
+            id,
             username: entry.username.clone(),
             key_id: entry.key_id.clone(),
             at,
@@ -118,7 +120,7 @@ impl FulfillmentService {
             request_id: req.request_id,
             trace_id: req.trace_id,
         };
-        self.ledger.record(fulfillment.clone()).await?;
-        Ok(fulfillment)
+        self.ledger.record(fulfillment).await?;
+        Ok(id)
     }
 }

@@ -1,12 +1,10 @@
 use async_trait::async_trait;
-use hq_core::clock::{minute_of, now_millis};
-use hq_core::domain::{Fulfillment, UserTotals, WINDOW_MINUTES};
+use hq_core::domain::{Fulfillment, UserTotals};
 use hq_core::ports::Ledger;
 use hq_core::StoreError;
-use redb::{ReadableTable, ReadableTableMetadata};
+use redb::ReadableTableMetadata;
 
-use crate::schema::decode_totals;
-use crate::schema::{FULFILLMENTS, MINUTES, TOTALS};
+use crate::schema::FULFILLMENTS;
 use crate::{err, from_json, EmbeddedStore};
 
 #[async_trait]
@@ -65,26 +63,7 @@ impl Ledger for EmbeddedStore {
     }
 
     async fn totals(&self) -> Result<Vec<UserTotals>, StoreError> {
-        let first_minute = minute_of(now_millis()) - WINDOW_MINUTES as i64 + 1;
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(err)?;
-            let t = txn.open_table(TOTALS).map_err(err)?;
-            let mut out: Vec<UserTotals> = Vec::new();
-            for row in t.iter().map_err(err)? {
-                let (k, v) = row.map_err(err)?;
-                out.push(decode_totals(k.value(), v.value())?);
-            }
-            // Totals are in username order: find each user's entry by binary search.
-            let minutes = txn.open_table(MINUTES).map_err(err)?;
-            for row in minutes.range((first_minute, "")..).map_err(err)? {
-                let (k, v) = row.map_err(err)?;
-                let (minute, user) = k.value();
-                if let Ok(i) = out.binary_search_by(|t| t.username.as_str().cmp(user)) {
-                    out[i].minutes.push((minute, v.value()));
-                }
-            }
-            Ok(out)
-        })
-        .await
+        // In memory, exact as of the last commit; no disk read however many records.
+        Ok(self.aggregates.lock().totals())
     }
 }

@@ -3,11 +3,13 @@
 //! redb is a pure-Rust, crash-safe (copy-on-write B-trees, checksummed commits)
 //! embedded database: nothing to install, and a committed transaction survives a
 //! crash the next instant. Fulfillments go through a [group commit](group_commit)
-//! writer so that many concurrent requests share one fsync.
+//! writer so that many concurrent requests share one fsync; the leaderboard's
+//! aggregates live in memory and are checkpointed ([`aggregates`]).
 //!
 //! The key layout is in [`schema`]; it is versioned and migrated on open.
 
 mod accounts;
+mod aggregates;
 mod group_commit;
 mod ledger;
 mod rates;
@@ -27,6 +29,7 @@ pub use schema::SCHEMA_VERSION;
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: group_commit::Writer,
+    aggregates: Arc<parking_lot::Mutex<aggregates::Aggregates>>,
     path: PathBuf,
 }
 
@@ -43,9 +46,15 @@ impl EmbeddedStore {
         let db = Database::create(&path)
             .map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
         schema::prepare(&db)?;
+        let aggregates = Arc::new(parking_lot::Mutex::new(aggregates::Aggregates::load(&db)?));
         let db = Arc::new(db);
-        let writer = group_commit::Writer::start(db.clone());
-        Ok(Self { db, writer, path })
+        let writer = group_commit::Writer::start(db.clone(), aggregates.clone());
+        Ok(Self {
+            db,
+            writer,
+            aggregates,
+            path,
+        })
     }
 
     /// Commits whatever is queued and stops the writer (graceful shutdown).

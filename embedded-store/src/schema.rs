@@ -1,4 +1,4 @@
-//! Key layout of `hq.redb`, version 1.
+//! Key layout of `hq.redb`, version 2.
 //!
 //! | table | key | value |
 //! |---|---|---|
@@ -7,15 +7,20 @@
 //! | `key_index` | API key value | username (lookup by key; one entry per live value) |
 //! | `sessions` | SHA-256 of the session token (32 bytes) | JSON `Session` |
 //! | `fulfillments` | UUIDv7 (16 bytes, so keys sort by time) | JSON `Fulfillment` |
-//! | `totals` | username | 32 bytes, little-endian: total, iridium, magnesite (u64), last fulfilled at (i64 ms, `i64::MIN` = never); updated in the same commit as each record |
-//! | `minutes` | (minute since the epoch, username) | `u32` fulfillments in that minute (same commit) |
+//! | `totals` | username | 32 bytes, little-endian: total, iridium, magnesite (u64), last fulfilled at (i64 ms, `i64::MIN` = never); as of the checkpoint |
+//! | `minutes` | (minute since the epoch, username) | `u32` fulfillments in that minute, as of the checkpoint |
+//! | `checkpoint` | `"aggregates_through"` | `u128`: the highest record id `totals` and `minutes` include (see [`crate::aggregates`]) |
 //! | `rates` | topic name | JSON `Rate` |
 //!
 //! Values are JSON so that a new optional field needs no migration (serde
-//! defaults), except the totals rows: every group commit rewrites the pages that
-//! hold them, so they are kept small and fixed-size ([`encode_totals`]). A change that does need one bumps [`SCHEMA_VERSION`] and adds a step
+//! defaults), except the totals rows, kept small and fixed-size
+//! ([`encode_totals`]). A change that does need one bumps [`SCHEMA_VERSION`] and adds a step
 //! to [`migrate`], run on open inside one write transaction. A database written
 //! by a newer HQ is refused rather than misread.
+//!
+//! History: version 1 updated `totals` and `minutes` in every record's commit;
+//! version 2 checkpoints them ([`crate::aggregates`]). The step from 1 stamps the
+//! watermark at the newest record, since version 1's rows include every record.
 
 use redb::{Database, ReadableTable, TableDefinition};
 
@@ -23,7 +28,7 @@ use crate::err;
 use hq_core::domain::{UserTotals, Username};
 use hq_core::StoreError;
 
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -33,12 +38,15 @@ pub(crate) const FULFILLMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::
 pub(crate) const TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("totals");
 pub(crate) const MINUTES: TableDefinition<(i64, &str), u32> = TableDefinition::new("minutes");
 pub(crate) const RATES: TableDefinition<&str, &[u8]> = TableDefinition::new("rates");
+pub(crate) const CHECKPOINT: TableDefinition<&str, u128> = TableDefinition::new("checkpoint");
+pub(crate) const WATERMARK_KEY: &str = "aggregates_through";
 
 const VERSION_KEY: &str = "schema_version";
 
 /// Creates every table and brings an older layout up to date.
 pub(crate) fn prepare(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(err)?;
+    txn.open_table(CHECKPOINT).map_err(err)?;
     {
         let mut meta = txn.open_table(META).map_err(err)?;
         let found = meta.get(VERSION_KEY).map_err(err)?.map(|v| v.value());
@@ -65,12 +73,23 @@ pub(crate) fn prepare(db: &Database) -> Result<(), StoreError> {
 }
 
 /// One step per version: `from` is the version found on disk.
-fn migrate(_txn: &redb::WriteTransaction, from: u64) -> Result<(), StoreError> {
-    #[allow(clippy::match_single_binding)]
-    match from {
-        // 1 is current; the next layout change adds `1 => { ... }` here.
-        _ => Ok(()),
+fn migrate(txn: &redb::WriteTransaction, from: u64) -> Result<(), StoreError> {
+    if from < 2 {
+        // Version 1's aggregate rows were written with every record.
+        let newest = txn
+            .open_table(FULFILLMENTS)
+            .map_err(err)?
+            .last()
+            .map_err(err)?
+            .and_then(|(k, _)| uuid::Uuid::from_slice(k.value()).ok());
+        if let Some(newest) = newest {
+            txn.open_table(CHECKPOINT)
+                .map_err(err)?
+                .insert(WATERMARK_KEY, newest.as_u128())
+                .map_err(err)?;
+        }
     }
+    Ok(())
 }
 
 /// Reads the version stamped in the database.

@@ -30,6 +30,13 @@ impl Username {
     }
 }
 
+/// Maps keyed by username can be searched with a plain `&str` (same Eq/Ord/Hash).
+impl std::borrow::Borrow<str> for Username {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl<'de> Deserialize<'de> for Username {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;

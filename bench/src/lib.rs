@@ -9,6 +9,7 @@ pub struct WrkRun {
     pub non_2xx: u64,
     pub seconds: f64,
     pub p50_ms: f64,
+    pub p90_ms: f64,
     pub p99_ms: f64,
 }
 
@@ -64,12 +65,14 @@ fn parse_wrk(text: &str) -> Option<WrkRun> {
         non_2xx: 0,
         seconds: 0.0,
         p50_ms: 0.0,
+        p90_ms: 0.0,
         p99_ms: 0.0,
     };
     for line in text.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["50%", v] => run.p50_ms = duration_ms(v)?,
+            ["90%", v] => run.p90_ms = duration_ms(v)?,
             ["99%", v] => run.p99_ms = duration_ms(v)?,
             [n, "requests", "in", t, ..] => {
                 run.requests = n.parse().ok()?;
@@ -86,10 +89,11 @@ fn parse_wrk(text: &str) -> Option<WrkRun> {
 mod tests {
     #[test]
     fn reads_wrk_output() {
-        let text = "  Latency Distribution\n     50%  520.00us\n     75%    1.2ms\n     99%    4.10ms\n  123456 requests in 10.00s, 20.00MB read\n  Non-2xx or 3xx responses: 6\n";
+        let text = "  Latency Distribution\n     50%  520.00us\n     75%    1.2ms\n     90%    2.5ms\n     99%    4.10ms\n  123456 requests in 10.00s, 20.00MB read\n  Non-2xx or 3xx responses: 6\n";
         let run = super::parse_wrk(text).unwrap();
         assert_eq!((run.requests, run.non_2xx), (123456, 6));
         assert!((run.p50_ms - 0.52).abs() < 1e-9 && (run.p99_ms - 4.1).abs() < 1e-9);
+        assert!((run.p90_ms - 2.5).abs() < 1e-9);
         assert!((run.seconds - 10.0).abs() < 1e-9);
     }
 }

@@ -77,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let (c, s) = (opts.connections, opts.seconds);
-    eprintln!("wrk: {c} connections, {s} s, against HQ ...");
+    eprintln!("wrk: {c} connections, {s} s, against HQ at {hq_url} ...");
     let before = hq.ledger.count().await?;
     let hq_run = tokio::task::spawn_blocking({
         let (url, script) = (hq_url.clone(), script.clone());
@@ -95,16 +95,18 @@ async fn main() -> anyhow::Result<()> {
         opts.keys
     );
     println!(
-        "  HQ /receiving/ : {:>9.0} accepted/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} non-2xx)",
+        "  HQ /receiving/ : {:>9.0} accepted/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  ({} non-2xx)",
         hq_run.ok_per_sec(),
         hq_run.p50_ms,
+        hq_run.p90_ms,
         hq_run.p99_ms,
         hq_run.non_2xx
     );
     println!(
-        "  bare axum 200  : {:>9.0} requests/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+        "  bare axum 200  : {:>9.0} requests/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms",
         bare_run.ok_per_sec(),
         bare_run.p50_ms,
+        bare_run.p90_ms,
         bare_run.p99_ms
     );
     println!("  ratio HQ / bare: {ratio:.2}  (target >= 0.5; p99 target <= 10 ms)");

@@ -55,7 +55,12 @@ say "deploying stack $STACK_NAME to account $ACCOUNT, region $REGION, stage $STA
 if [ "$SKIP_BUILD" != "1" ]; then
   [ -x .venv/bin/cargo-lambda ] && export PATH="$PWD/.venv/bin:$PATH"
   need cargo "install Rust: https://rustup.rs"
-  need cargo-lambda "pip install cargo-lambda"
+  need cargo-lambda "pip install cargo-lambda ziglang"
+  # cargo-lambda links arm64 with zig: `zig`, or `python3 -m ziglang`.
+  command -v zig >/dev/null || python3 -c 'import ziglang' 2>/dev/null \
+    || { echo "deploy.sh: zig not found: pip install ziglang (beside cargo-lambda)" >&2; exit 1; }
+  rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
+    || { echo "deploy.sh: rustup target add aarch64-unknown-linux-gnu" >&2; exit 1; }
   say "building the Lambdas for arm64 (the first build takes a while)"
   # The workspace's release profile keeps line tables (useful locally); in a
   # Lambda they only weigh (key-portal with them: 71 MB, 19.5 MB zipped).

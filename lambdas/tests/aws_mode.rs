@@ -10,10 +10,14 @@
 mod moto;
 #[path = "../../aws-adapters/tests/support/receiver.rs"]
 mod receiver;
+#[path = "support/tools.rs"]
+mod tools;
 
 use std::path::PathBuf;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tools::{cargo_lambda, root};
 
 use aws_adapters::bootstrap::{bootstrap, BootstrapOptions};
 use aws_adapters::{AwsConfig, Clients, TableNames};
@@ -43,30 +47,6 @@ const BAD_BODIES: &[(&str, &str)] = &[
     (r#"{"iridium": 0, "magnesite": 0}"#, "nothing_fulfilled"),
     (r#"{"iridium": 1, "iridium": 1}"#, "duplicate_resource"),
 ];
-
-// ---- cargo lambda ---------------------------------------------------------------
-
-/// `$HQ_CARGO_LAMBDA`, else `.venv/bin/cargo-lambda` (scripts/test.sh installs
-/// it), else `cargo-lambda` on the PATH. Missing is a failure, not a skip.
-fn cargo_lambda() -> PathBuf {
-    if let Some(p) = std::env::var_os("HQ_CARGO_LAMBDA") {
-        return PathBuf::from(p);
-    }
-    let venv = root().join(".venv/bin/cargo-lambda");
-    if venv.exists() {
-        return venv;
-    }
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        if dir.join("cargo-lambda").exists() {
-            return dir.join("cargo-lambda");
-        }
-    }
-    panic!("cargo-lambda not found: run scripts/test.sh (it installs it into .venv), or `pip install cargo-lambda`, or set HQ_CARGO_LAMBDA");
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// `cargo lambda watch` in its own process group, so dropping it stops the
 /// watcher and the function processes it started.

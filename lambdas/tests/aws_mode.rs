@@ -13,8 +13,6 @@ mod receiver;
 #[path = "support/tools.rs"]
 mod tools;
 
-use std::path::PathBuf;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tools::{cargo_lambda, root};

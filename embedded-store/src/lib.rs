@@ -14,7 +14,6 @@ mod group_commit;
 mod ledger;
 mod rates;
 pub mod schema;
-mod storage;
 mod subscriptions;
 
 use std::path::{Path, PathBuf};
@@ -44,12 +43,8 @@ impl EmbeddedStore {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError(format!("creating {}: {e}", data_dir.display())))?;
         let path = data_dir.join(DB_FILE);
-        let opening =
-            |e: &dyn std::fmt::Display| StoreError(format!("opening {}: {e}", path.display()));
-        let backend = storage::ZeroFilledFile::open(&path).map_err(|e| opening(&e))?;
-        let db = Database::builder()
-            .create_with_backend(backend)
-            .map_err(|e| opening(&e))?;
+        let db = Database::create(&path)
+            .map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
         schema::prepare(&db)?;
         let aggregates = Arc::new(parking_lot::Mutex::new(aggregates::Aggregates::load(&db)?));
         let db = Arc::new(db);

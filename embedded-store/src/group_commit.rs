@@ -1,31 +1,50 @@
 //! Group commit: one writer thread turns every fulfillment that arrives while the
-//! previous commit is being made durable into the next single transaction.
+//! previous group is being made durable into the next group, written to the
+//! [journal](crate::journal) with one `fdatasync`.
 //!
-//! A request waits for the commit that holds its record, so each 200 is durable,
-//! while many concurrent requests share one fsync instead of paying one each.
-//! The queue is bounded: when the disk cannot keep up, senders wait (backpressure)
-//! rather than memory growing.
-//!
-//! The same thread owns the leaderboard's [aggregates](crate::aggregates): each
-//! committed batch is folded in before its requests are answered, and the
-//! checkpoint is written between batches, so both follow commit order exactly.
+//! A request waits for the sync of the group that holds its record, so each 200
+//! is durable, while many concurrent requests share one sync. Once synced, a
+//! group's records are visible to reads (the *overlay*) and counted on the
+//! leaderboard, and an applier thread moves them into redb in large
+//! transactions, each with the totals and per-minute rows of its records, so
+//! redb's tables always agree with each other. The queue is bounded: when the
+//! disk cannot keep up, senders wait (backpressure) rather than memory growing.
 
+use std::collections::BTreeMap;
+use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hq_core::domain::Fulfillment;
 use hq_core::StoreError;
-use parking_lot::Mutex;
-use redb::Database;
+use parking_lot::{Condvar, Mutex, RwLock};
+use redb::{Database, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
-use crate::aggregates::{add_late, Aggregates, CHECKPOINT_EVERY};
+use crate::aggregates::{add_rows, Aggregates};
 use crate::err;
-use crate::schema::{CHECKPOINT, FULFILLMENTS, MINUTES, TOTALS};
+use crate::journal::{Journal, SiblingBusy};
+use crate::schema::{FULFILLMENTS, MINUTES, TOTALS};
 
-/// The most records one transaction takes; bounds commit latency under load.
+/// The most records one group takes; bounds a request's wait under load.
 const MAX_BATCH: usize = 1024;
 /// Records that may wait for the writer.
 const QUEUE: usize = 8192;
+/// How long the applier gathers groups into one redb transaction.
+const APPLY_EVERY: Duration = Duration::from_millis(50);
+/// Pause before retrying a failed apply (the records stay in the journal).
+const APPLY_RETRY: Duration = Duration::from_secs(1);
+
+/// What reads share with the writer and the applier.
+pub(crate) struct Shared {
+    /// Records synced to the journal and not yet in redb, by id.
+    pub(crate) overlay: Mutex<BTreeMap<Uuid, Arc<Fulfillment>>>,
+    /// Held for writing by the applier from its commit until its records have
+    /// left the overlay; reads hold it so that they see each record once.
+    pub(crate) gate: RwLock<()>,
+    pub(crate) aggregates: Mutex<Aggregates>,
+}
 
 struct Job {
     fulfillment: Fulfillment,
@@ -34,47 +53,70 @@ struct Job {
 
 enum Msg {
     Record(Job),
-    /// Empty the ledger tables between two batches.
+    /// Empty the ledger between two groups.
     Clear(oneshot::Sender<Result<(), String>>),
-    /// Commit what is queued, then stop.
+    /// Sync what is queued, apply everything, then stop.
     Close(oneshot::Sender<()>),
-    /// Time passed: write the checkpoint if one is due (traffic may have stopped).
-    Tick,
+}
+
+/// One synced group, on its way to redb.
+struct Group {
+    seq: u64,
+    records: Vec<Arc<Fulfillment>>,
+}
+
+enum Apply {
+    Group(Group),
+    /// Apply everything received so far, then answer.
+    Drain(std_mpsc::SyncSender<()>),
+}
+
+/// The highest group sequence in redb, for the writer waiting to reuse a segment.
+#[derive(Default)]
+struct Applied {
+    seq: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Applied {
+    fn get(&self) -> u64 {
+        *self.seq.lock()
+    }
+
+    fn set(&self, seq: u64) {
+        *self.seq.lock() = seq;
+        self.changed.notify_all();
+    }
+
+    fn wait_for(&self, seq: u64) {
+        let mut applied = self.seq.lock();
+        while *applied < seq {
+            self.changed
+                .wait_for(&mut applied, Duration::from_millis(100));
+        }
+    }
 }
 
 #[derive(Clone)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
-    thread: Arc<parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>>,
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Writer {
-    pub(crate) fn start(db: Arc<Database>, aggregates: Arc<Mutex<Aggregates>>) -> Self {
+    pub(crate) fn start(db: Arc<Database>, journal: Journal, shared: Arc<Shared>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("hq-group-commit".into())
-            .spawn(move || run(db, aggregates, rx))
+            .spawn(move || run(db, journal, shared, rx))
             .expect("spawning the group-commit thread");
-        let ticks = tx.downgrade();
-        std::thread::Builder::new()
-            .name("hq-checkpoint-tick".into())
-            .spawn(move || loop {
-                std::thread::sleep(CHECKPOINT_EVERY);
-                let Some(tx) = ticks.upgrade() else { return };
-                if tx.is_closed() {
-                    return;
-                }
-                // A full queue means the writer is busy and will check anyway.
-                let _ = tx.try_send(Msg::Tick);
-            })
-            .expect("spawning the checkpoint ticker");
         Self {
             tx,
-            thread: Arc::new(parking_lot::Mutex::new(Some(thread))),
+            thread: Arc::new(Mutex::new(Some(thread))),
         }
     }
 
-    /// Queues a record and waits until its transaction is durable.
+    /// Queues a record and waits until its group is durable.
     pub(crate) async fn record(&self, fulfillment: Fulfillment) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx
@@ -98,8 +140,8 @@ impl Writer {
             .map_err(StoreError)
     }
 
-    /// Commits everything queued and stops the writer; later records fail.
-    /// Returns once the thread is gone (and with it its handle on the database).
+    /// Syncs and applies everything queued and stops; later records fail.
+    /// Returns once the threads are gone (and with them their database handles).
     pub(crate) async fn close(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Close(done)).await.is_ok() {
@@ -112,10 +154,26 @@ impl Writer {
     }
 }
 
-/// The writer loop. Ends when every sender is gone (the store was dropped), after
-/// committing whatever was queued.
-fn run(db: Arc<Database>, aggregates: Arc<Mutex<Aggregates>>, mut rx: mpsc::Receiver<Msg>) {
-    let w = Committer { db, aggregates };
+/// The writer loop. Ends when every sender is gone (the store was dropped) or
+/// on `Close`, after syncing and applying whatever was queued.
+fn run(db: Arc<Database>, journal: Journal, shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
+    let applied = Arc::new(Applied::default());
+    let (apply_tx, apply_rx) = std_mpsc::channel();
+    let applier = std::thread::Builder::new()
+        .name("hq-ledger-apply".into())
+        .spawn({
+            let (db, shared, applied) = (db.clone(), shared.clone(), applied.clone());
+            move || apply_loop(&db, &shared, &applied, apply_rx)
+        })
+        .expect("spawning the ledger applier");
+    let mut w = GroupWriter {
+        db,
+        journal,
+        shared,
+        applied,
+        apply_tx,
+        seq: 0,
+    };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut closing = None;
     while let Some(first) = rx.blocking_recv() {
@@ -128,7 +186,6 @@ fn run(db: Arc<Database>, aggregates: Arc<Mutex<Aggregates>>, mut rx: mpsc::Rece
                     w.flush(&mut batch);
                     let _ = done.send(w.clear().map_err(|e| e.0));
                 }
-                Msg::Tick => {}
             }
             if batch.len() < MAX_BATCH && closing.is_none() {
                 next = rx.try_recv().ok();
@@ -147,117 +204,243 @@ fn run(db: Arc<Database>, aggregates: Arc<Mutex<Aggregates>>, mut rx: mpsc::Rece
                     Msg::Close(d) => {
                         let _ = d.send(());
                     }
-                    Msg::Tick => {}
                 }
             }
             w.flush(&mut batch);
-            // A clean stop leaves nothing to replay.
-            w.checkpoint(true);
+            w.finish(applier);
             let _ = done.send(());
             return;
         }
-        w.checkpoint(false);
     }
-    w.checkpoint(true);
+    w.finish(applier);
 }
 
-struct Committer {
+struct GroupWriter {
     db: Arc<Database>,
-    aggregates: Arc<Mutex<Aggregates>>,
+    journal: Journal,
+    shared: Arc<Shared>,
+    applied: Arc<Applied>,
+    apply_tx: std_mpsc::Sender<Apply>,
+    seq: u64,
 }
 
-impl Committer {
-    /// Commits the batch, folds it into the aggregates, then tells each waiting
-    /// request the outcome: a 200 is durable and already on the leaderboard.
-    fn flush(&self, batch: &mut Vec<Job>) {
+impl GroupWriter {
+    /// Syncs the batch to the journal, makes it visible and counted, then tells
+    /// each waiting request the outcome: a 200 is durable and on the leaderboard.
+    fn flush(&mut self, batch: &mut Vec<Job>) {
         if batch.is_empty() {
             return;
         }
-        // Only this thread moves the watermark, so the answer holds after unlocking.
-        let late: Vec<bool> = {
-            let agg = self.aggregates.lock();
-            batch.iter().map(|j| agg.is_late(&j.fulfillment)).collect()
-        };
-        let outcome = commit(&self.db, batch, &late).map_err(|e| e.0);
+        self.seq += 1;
+        let outcome = self.sync(batch).map_err(|e| e.to_string());
+        // The records move on to the overlay and the applier; the requests
+        // keep only their answer channels.
+        let (records, waiting): (Vec<Arc<Fulfillment>>, Vec<_>) = batch
+            .drain(..)
+            .map(|j| (Arc::new(j.fulfillment), j.done))
+            .unzip();
         match &outcome {
             Ok(()) => {
-                let mut agg = self.aggregates.lock();
-                for (job, late) in batch.iter().zip(late) {
-                    agg.add(&job.fulfillment, late);
+                {
+                    let mut overlay = self.shared.overlay.lock();
+                    for r in &records {
+                        overlay.insert(r.id, r.clone());
+                    }
                 }
+                {
+                    let mut agg = self.shared.aggregates.lock();
+                    for r in &records {
+                        agg.add(r);
+                    }
+                }
+                let _ = self.apply_tx.send(Apply::Group(Group {
+                    seq: self.seq,
+                    records,
+                }));
             }
-            Err(e) => tracing::error!(error = %e, records = batch.len(), "group commit failed"),
+            Err(e) => tracing::error!(error = %e, records = waiting.len(), "journal write failed"),
         }
-        for job in batch.drain(..) {
-            let _ = job.done.send(outcome.clone());
-        }
-    }
-
-    /// Writes the aggregates' checkpoint when one is due (or `now`, if dirty).
-    fn checkpoint(&self, now: bool) {
-        let mut agg = self.aggregates.lock();
-        if !(agg.checkpoint_due() || now && agg.is_dirty()) {
-            return;
-        }
-        if let Err(e) = agg.checkpoint(&self.db) {
-            // The records are durable; a restart rebuilds the aggregates from them.
-            tracing::error!(error = %e, "aggregates checkpoint failed");
+        for done in waiting {
+            let _ = done.send(outcome.clone());
         }
     }
 
-    /// Empties the records, their aggregates and the checkpoint together.
-    fn clear(&self) -> Result<(), StoreError> {
-        let mut agg = self.aggregates.lock();
+    fn sync(&mut self, batch: &[Job]) -> std::io::Result<()> {
+        let records: Vec<&Fulfillment> = batch.iter().map(|j| &j.fulfillment).collect();
+        loop {
+            match self
+                .journal
+                .append(self.seq, &records, self.applied.get())?
+            {
+                Ok(()) => return Ok(()),
+                // The applier is behind by a whole segment: wait for it.
+                Err(SiblingBusy) => self.applied.wait_for(self.journal.sibling_last_seq()),
+            }
+        }
+    }
+
+    /// Waits until the applier has put every synced group into redb.
+    fn drain(&self) {
+        let (done, wait) = std_mpsc::sync_channel(1);
+        if self.apply_tx.send(Apply::Drain(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Empties records, totals and minutes. The journal is emptied first: its
+    /// groups are all in redb by then, and a crash between the two steps must
+    /// not bring cleared records back.
+    fn clear(&mut self) -> Result<(), StoreError> {
+        self.drain();
+        self.journal.reset().map_err(err)?;
         let txn = self.db.begin_write().map_err(err)?;
         crate::schema::recreate(&txn, FULFILLMENTS)?;
         crate::schema::recreate(&txn, TOTALS)?;
         crate::schema::recreate(&txn, MINUTES)?;
-        crate::schema::recreate(&txn, CHECKPOINT)?;
+        let _gate = self.shared.gate.write();
         txn.commit().map_err(err)?;
-        agg.clear();
+        self.shared.overlay.lock().clear();
+        self.shared.aggregates.lock().clear();
         Ok(())
+    }
+
+    /// Applies everything, stops the applier and empties the journal, so a
+    /// clean stop leaves nothing to recover.
+    fn finish(self, applier: std::thread::JoinHandle<()>) {
+        self.drain();
+        let Self {
+            mut journal,
+            apply_tx,
+            shared,
+            ..
+        } = self;
+        drop(apply_tx);
+        let _ = applier.join();
+        if shared.overlay.lock().is_empty() {
+            if let Err(e) = journal.reset() {
+                tracing::warn!(error = %e, "emptying the journal at shutdown");
+            }
+        }
     }
 }
 
-/// Writes the records in one durable transaction, with the aggregate rows of
-/// the late ones (see [`crate::aggregates`]). Ids are time-ordered, so records
-/// land on the right edge of the tree: a commit rewrites few pages.
-fn commit(db: &Database, batch: &[Job], late: &[bool]) -> Result<(), StoreError> {
-    let txn = db.begin_write().map_err(err)?;
-    {
-        let mut records = txn.open_table(FULFILLMENTS).map_err(err)?;
-        let mut json = Vec::with_capacity(512);
-        for job in batch {
-            let f = &job.fulfillment;
-            json.clear();
-            serde_json::to_writer(&mut json, f).map_err(err)?;
-            records
-                .insert(f.id.as_bytes().as_slice(), json.as_slice())
-                .map_err(err)?;
+/// The applier: gathers synced groups for [`APPLY_EVERY`] and writes them to
+/// redb in one durable transaction, then drops them from the overlay.
+fn apply_loop(db: &Database, shared: &Shared, applied: &Applied, rx: std_mpsc::Receiver<Apply>) {
+    let mut pending: Vec<Group> = Vec::new();
+    let mut drains = Vec::new();
+    loop {
+        let first = if pending.is_empty() {
+            match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => return,
+            }
+        } else {
+            None
+        };
+        let deadline = Instant::now() + APPLY_EVERY;
+        let mut closed = false;
+        let mut next = first;
+        loop {
+            match next.take() {
+                Some(Apply::Group(g)) => pending.push(g),
+                Some(Apply::Drain(d)) => {
+                    drains.push(d);
+                    // Answer as soon as what came before is applied.
+                    break;
+                }
+                None => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(m) => next = Some(m),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => break,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if !pending.is_empty() {
+            match apply(db, shared, &pending) {
+                Ok(()) => {
+                    let seq = pending.last().map_or(0, |g| g.seq);
+                    pending.clear();
+                    applied.set(seq);
+                }
+                Err(e) => {
+                    // Still journaled and in the overlay: nothing is lost.
+                    tracing::error!(error = %e, "applying the journal to the database failed; retrying");
+                    std::thread::sleep(APPLY_RETRY);
+                    continue;
+                }
+            }
+        }
+        for d in drains.drain(..) {
+            let _ = d.send(());
+        }
+        if closed {
+            return;
         }
     }
-    let late: Vec<&Fulfillment> = batch
+}
+
+/// One transaction: the records and their totals and minute rows.
+fn apply(db: &Database, shared: &Shared, groups: &[Group]) -> Result<(), StoreError> {
+    let records: Vec<&Fulfillment> = groups
         .iter()
-        .zip(late)
-        .filter(|(_, l)| **l)
-        .map(|(j, _)| &j.fulfillment)
+        .flat_map(|g| g.records.iter().map(|r| r.as_ref()))
         .collect();
-    add_late(&txn, &late)?;
-    txn.commit().map_err(err)
+    let txn = db.begin_write().map_err(err)?;
+    insert(&txn, &records, false)?;
+    let _gate = shared.gate.write();
+    txn.commit().map_err(err)?;
+    let mut overlay = shared.overlay.lock();
+    for r in &records {
+        overlay.remove(&r.id);
+    }
+    Ok(())
+}
+
+/// Writes records and their aggregate rows into `txn`. With `if_absent`, records
+/// already stored are skipped (recovery replays a journal that may hold them).
+pub(crate) fn insert(
+    txn: &redb::WriteTransaction,
+    records: &[&Fulfillment],
+    if_absent: bool,
+) -> Result<(), StoreError> {
+    let mut fresh = Vec::with_capacity(records.len());
+    {
+        let mut table = txn.open_table(FULFILLMENTS).map_err(err)?;
+        let mut json = Vec::with_capacity(512);
+        for f in records {
+            let key = f.id.as_bytes().as_slice();
+            if if_absent && table.get(key).map_err(err)?.is_some() {
+                continue;
+            }
+            json.clear();
+            serde_json::to_writer(&mut json, f).map_err(err)?;
+            table.insert(key, json.as_slice()).map_err(err)?;
+            fresh.push(*f);
+        }
+    }
+    add_rows(txn, &fresh)
 }
 
 #[cfg(test)]
 mod tests {
-    //! Recovery of the aggregates: whatever was or was not checkpointed, a
-    //! reopened store's aggregates equal its records.
+    //! Recovery: whatever was or was not applied when the process stopped, a
+    //! reopened store holds every synced record once, and its aggregates equal
+    //! its records.
 
     use super::*;
+    use crate::EmbeddedStore;
     use hq_core::domain::{Amounts, KeyId, UserTotals, Username};
-    use uuid::Uuid;
+    use hq_core::ports::Ledger;
 
-    fn record(user: &str, id: Uuid, iridium: u32) -> Fulfillment {
+    fn record(user: &str, iridium: u32) -> Fulfillment {
         Fulfillment {
-            id,
+            id: Uuid::now_v7(),
             username: Username::parse(user).unwrap(),
             key_id: KeyId("k".into()),
             at: hq_core::clock::now_millis(),
@@ -270,105 +453,96 @@ mod tests {
         }
     }
 
-    fn open() -> (tempfile::TempDir, Committer) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("db.redb")).unwrap();
-        crate::schema::prepare(&db).unwrap();
-        let aggregates = Arc::new(Mutex::new(Aggregates::load(&db).unwrap()));
-        let db = Arc::new(db);
-        (dir, Committer { db, aggregates })
-    }
-
-    /// Commits the records as one batch and checks every request got `Ok`.
-    fn store(w: &Committer, records: Vec<Fulfillment>) {
-        let (mut batch, mut waits) = (Vec::new(), Vec::new());
-        for fulfillment in records {
-            let (done, wait) = oneshot::channel();
-            batch.push(Job { fulfillment, done });
-            waits.push(wait);
-        }
-        w.flush(&mut batch);
-        for mut wait in waits {
-            assert_eq!(wait.try_recv().unwrap(), Ok(()));
-        }
-    }
-
     fn sorted(mut t: Vec<UserTotals>) -> Vec<UserTotals> {
         t.sort_by(|a, b| a.username.cmp(&b.username));
         t
     }
 
-    fn reloaded(w: &Committer) -> Vec<UserTotals> {
-        sorted(Aggregates::load(&w.db).unwrap().totals())
+    /// Journals records the way the writer does, without applying them, as if
+    /// the process died right after their 200s.
+    fn journal_only(dir: &std::path::Path, records: &[Fulfillment]) {
+        let (mut j, _) = Journal::open(dir).unwrap();
+        let refs: Vec<&Fulfillment> = records.iter().collect();
+        j.append(1, &refs, 0).unwrap().unwrap();
     }
 
-    #[test]
-    fn records_after_the_checkpoint_are_replayed_once() {
-        let (_dir, w) = open();
-        store(&w, vec![record("ann", Uuid::now_v7(), 2)]);
-        w.checkpoint(true);
-        store(
-            &w,
-            vec![
-                record("ann", Uuid::now_v7(), 3),
-                record("bob", Uuid::now_v7(), 5),
-            ],
-        );
-        // No checkpoint after the second batch, as after a crash.
-        let live = sorted(w.aggregates.lock().totals());
-        assert_eq!(live[0].total, 2, "ann has two records in memory");
-        assert_eq!(reloaded(&w), live);
-        // A checkpoint now changes nothing about what a reload finds.
-        w.checkpoint(true);
-        assert_eq!(reloaded(&w), live);
-        assert!(!w.aggregates.lock().is_dirty());
+    #[tokio::test]
+    async fn synced_records_not_yet_applied_are_recovered_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let a = record("ann", 2);
+        store.record(a.clone()).await.unwrap();
+        store.close().await;
+        drop(store);
+        // Two more records reached the journal only; `a` is there again, as a
+        // group applied just before a crash would be.
+        let (b, c) = (record("ann", 3), record("bob", 5));
+        journal_only(dir.path(), &[a.clone(), b.clone(), c.clone()]);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.count().await.unwrap(), 3);
+        assert_eq!(store.get(b.id).await.unwrap(), Some(b.clone()));
+        let totals = sorted(store.totals().await.unwrap());
+        assert_eq!((totals[0].total, totals[0].iridium), (2, 5));
+        assert_eq!((totals[1].total, totals[1].iridium), (1, 5));
+        store.close().await;
+        drop(store);
+        // Recovery emptied the journal: a second reopen changes nothing.
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.count().await.unwrap(), 3);
+        assert_eq!(sorted(store.totals().await.unwrap()), totals);
     }
 
-    #[test]
-    fn a_late_record_is_counted_in_its_own_commit() {
-        let (_dir, w) = open();
-        let early = Uuid::now_v7();
-        store(&w, vec![record("ann", Uuid::now_v7(), 1)]);
-        w.checkpoint(true);
-        // Its id is older than the watermark: replay would skip it.
-        assert!(w.aggregates.lock().is_late(&record("cat", early, 0)));
-        store(&w, vec![record("cat", early, 7)]);
-        let live = sorted(w.aggregates.lock().totals());
-        assert_eq!(live.len(), 2);
-        assert_eq!(reloaded(&w), live, "before the next checkpoint");
-        w.checkpoint(true);
-        assert_eq!(reloaded(&w), live, "after the next checkpoint");
+    #[tokio::test]
+    async fn reads_see_each_record_once_while_groups_are_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let mut ids = Vec::new();
+        for round in 0..20u32 {
+            let mut tasks = Vec::new();
+            for i in 0..25 {
+                let (store, f) = (store.clone(), record("ann", round * 25 + i));
+                ids.push(f.id);
+                tasks.push(tokio::spawn(async move { store.record(f).await }));
+            }
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+            // Every acknowledged record is readable at once, counted once.
+            let n = ids.len() as u64;
+            assert_eq!(store.count().await.unwrap(), n);
+            let listed = store.list(None, 10_000).await.unwrap();
+            assert_eq!(listed.len() as u64, n);
+            assert!(listed.windows(2).all(|w| w[0].id < w[1].id));
+            let last = *ids.last().unwrap();
+            assert_eq!(store.get(last).await.unwrap().map(|f| f.id), Some(last));
+        }
+        let page = store.list(Some(ids[9]), 5).await.unwrap();
+        let mut sorted_ids = ids.clone();
+        sorted_ids.sort();
+        let at = sorted_ids.iter().position(|i| *i == ids[9]).unwrap();
+        let expected: Vec<Uuid> = sorted_ids[at + 1..].iter().take(5).copied().collect();
+        assert_eq!(page.iter().map(|f| f.id).collect::<Vec<_>>(), expected);
+        store.close().await;
     }
 
-    #[test]
-    fn clearing_forgets_records_aggregates_and_checkpoint() {
-        let (_dir, w) = open();
-        store(&w, vec![record("ann", Uuid::now_v7(), 1)]);
-        w.checkpoint(true);
-        w.clear().unwrap();
-        assert!(w.aggregates.lock().totals().is_empty());
-        assert!(reloaded(&w).is_empty());
-        let early = Uuid::now_v7();
-        store(&w, vec![record("bob", early, 1)]);
-        assert!(!w.aggregates.lock().is_late(&record("bob", early, 1)));
-        assert_eq!(reloaded(&w).len(), 1);
-    }
-
-    #[test]
-    fn a_version_1_database_keeps_its_aggregates() {
-        // Version 1 wrote the rows with every record and had no watermark.
-        let (_dir, w) = open();
-        store(&w, vec![record("ann", Uuid::now_v7(), 4)]);
-        w.checkpoint(true);
-        let expected = reloaded(&w);
-        let txn = w.db.begin_write().unwrap();
-        crate::schema::recreate(&txn, CHECKPOINT).unwrap();
-        txn.open_table(crate::schema::META)
-            .unwrap()
-            .insert("schema_version", 1)
-            .unwrap();
-        txn.commit().unwrap();
-        crate::schema::prepare(&w.db).unwrap();
-        assert_eq!(reloaded(&w), expected, "not counted twice");
+    #[tokio::test]
+    async fn cleared_records_do_not_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        store.record(record("ann", 1)).await.unwrap();
+        store.clear().await.unwrap();
+        assert_eq!(store.count().await.unwrap(), 0);
+        assert!(store.totals().await.unwrap().is_empty());
+        let b = record("bob", 1);
+        store.record(b.clone()).await.unwrap();
+        // What a crash now would recover: the journal no longer holds the
+        // cleared record.
+        let (_, journaled) = Journal::open(dir.path()).unwrap();
+        assert_eq!(journaled, vec![b.clone()]);
+        store.close().await;
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.list(None, 10).await.unwrap(), vec![b]);
+        assert_eq!(store.totals().await.unwrap().len(), 1);
     }
 }

@@ -1,3 +1,6 @@
+//! The ledger port over redb and the journal's overlay. Reads hold the
+//! applier's gate, so a record moving from the overlay into redb is seen once.
+
 use async_trait::async_trait;
 use hq_core::domain::{Fulfillment, UserTotals};
 use hq_core::ports::Ledger;
@@ -14,7 +17,12 @@ impl Ledger for EmbeddedStore {
     }
 
     async fn get(&self, id: uuid::Uuid) -> Result<Option<Fulfillment>, StoreError> {
+        let ledger = self.ledger.clone();
         self.blocking(move |db| {
+            let _gate = ledger.gate.read();
+            if let Some(f) = ledger.overlay.lock().get(&id) {
+                return Ok(Some(f.as_ref().clone()));
+            }
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(FULFILLMENTS).map_err(err)?;
             let v = t.get(id.as_bytes().as_slice()).map_err(err)?;
@@ -24,10 +32,12 @@ impl Ledger for EmbeddedStore {
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        self.blocking(|db| {
+        let ledger = self.ledger.clone();
+        self.blocking(move |db| {
+            let _gate = ledger.gate.read();
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(FULFILLMENTS).map_err(err)?;
-            t.len().map_err(err)
+            Ok(t.len().map_err(err)? + ledger.overlay.lock().len() as u64)
         })
         .await
     }
@@ -37,20 +47,44 @@ impl Ledger for EmbeddedStore {
         after: Option<uuid::Uuid>,
         limit: usize,
     ) -> Result<Vec<Fulfillment>, StoreError> {
+        let ledger = self.ledger.clone();
         self.blocking(move |db| {
+            let _gate = ledger.gate.read();
+            let first = after.map_or(uuid::Uuid::nil(), |a| a);
+            let is_after = |id: uuid::Uuid| after.is_none_or(|a| id > a);
+            let recent: Vec<Fulfillment> = ledger
+                .overlay
+                .lock()
+                .range(first..)
+                .filter(|(id, _)| is_after(**id))
+                .take(limit)
+                .map(|(_, f)| f.as_ref().clone())
+                .collect();
             let txn = db.begin_read().map_err(err)?;
             let t = txn.open_table(FULFILLMENTS).map_err(err)?;
-            let start = after.map(|a| *a.as_bytes()).unwrap_or([0; 16]);
-            let mut out = Vec::new();
-            for row in t.range(start.as_slice()..).map_err(err)? {
-                let (k, v) = row.map_err(err)?;
-                if after.is_some() && k.value() == start.as_slice() {
+            let mut stored = Vec::new();
+            for row in t.range(first.as_bytes().as_slice()..).map_err(err)? {
+                let (_, v) = row.map_err(err)?;
+                let f: Fulfillment = from_json(v.value())?;
+                if !is_after(f.id) {
                     continue;
                 }
-                out.push(from_json(v.value())?);
-                if out.len() >= limit {
+                stored.push(f);
+                if stored.len() >= limit {
                     break;
                 }
+            }
+            // Both sorted by id: merge, keep the first `limit`.
+            let mut out = Vec::with_capacity(limit.min(stored.len() + recent.len()));
+            let (mut a, mut b) = (stored.into_iter().peekable(), recent.into_iter().peekable());
+            while out.len() < limit {
+                let take_a = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) => x.id < y.id,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                out.extend(if take_a { a.next() } else { b.next() });
             }
             Ok(out)
         })
@@ -58,12 +92,13 @@ impl Ledger for EmbeddedStore {
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
-        // Through the writer, so no batch in flight can land after the clear.
+        // Through the writer, so no group in flight can land after the clear.
         self.writer.clear().await
     }
 
     async fn totals(&self) -> Result<Vec<UserTotals>, StoreError> {
-        // In memory, exact as of the last commit; no disk read however many records.
-        Ok(self.aggregates.lock().totals())
+        // In memory, exact as of the last synced group; no disk read however
+        // many records exist.
+        Ok(self.ledger.aggregates.lock().totals())
     }
 }

@@ -3,14 +3,16 @@
 //! redb is a pure-Rust, crash-safe (copy-on-write B-trees, checksummed commits)
 //! embedded database: nothing to install, and a committed transaction survives a
 //! crash the next instant. Fulfillments go through a [group commit](group_commit)
-//! writer so that many concurrent requests share one fsync; the leaderboard's
-//! aggregates live in memory and are checkpointed ([`aggregates`]).
+//! writer so that many concurrent requests share one sync of a
+//! [journal](journal), and reach redb in large transactions; the leaderboard's
+//! aggregates are kept in memory as well ([`aggregates`]).
 //!
 //! The key layout is in [`schema`]; it is versioned and migrated on open.
 
 mod accounts;
 mod aggregates;
 mod group_commit;
+mod journal;
 mod ledger;
 mod rates;
 pub mod schema;
@@ -29,7 +31,7 @@ pub use schema::SCHEMA_VERSION;
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: group_commit::Writer,
-    aggregates: Arc<parking_lot::Mutex<aggregates::Aggregates>>,
+    ledger: Arc<group_commit::Shared>,
     path: PathBuf,
 }
 
@@ -46,13 +48,18 @@ impl EmbeddedStore {
         let db = Database::create(&path)
             .map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
         schema::prepare(&db)?;
-        let aggregates = Arc::new(parking_lot::Mutex::new(aggregates::Aggregates::load(&db)?));
+        let journal = recover(&db, data_dir)?;
+        let ledger = Arc::new(group_commit::Shared {
+            overlay: Default::default(),
+            gate: Default::default(),
+            aggregates: parking_lot::Mutex::new(aggregates::Aggregates::load(&db)?),
+        });
         let db = Arc::new(db);
-        let writer = group_commit::Writer::start(db.clone(), aggregates.clone());
+        let writer = group_commit::Writer::start(db.clone(), journal, ledger.clone());
         Ok(Self {
             db,
             writer,
-            aggregates,
+            ledger,
             path,
         })
     }
@@ -76,6 +83,30 @@ impl EmbeddedStore {
             .await
             .map_err(StoreError::new)?
     }
+}
+
+/// Applies what the journal holds that redb does not (records synced before a
+/// crash or kill), then empties the journal.
+fn recover(db: &Database, data_dir: &Path) -> Result<journal::Journal, StoreError> {
+    let journaled = |e: std::io::Error| {
+        StoreError(format!(
+            "reading the journal in {}: {e}",
+            data_dir.display()
+        ))
+    };
+    let (mut journal, records) = journal::Journal::open(data_dir).map_err(journaled)?;
+    if !records.is_empty() {
+        let refs: Vec<&hq_core::domain::Fulfillment> = records.iter().collect();
+        let txn = db.begin_write().map_err(err)?;
+        group_commit::insert(&txn, &refs, true)?;
+        txn.commit().map_err(err)?;
+        tracing::info!(
+            records = records.len(),
+            "applied the journal left by the last run"
+        );
+    }
+    journal.reset().map_err(journaled)?;
+    Ok(journal)
 }
 
 pub(crate) fn err(e: impl std::fmt::Display) -> StoreError {

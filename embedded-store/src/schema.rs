@@ -7,9 +7,12 @@
 //! | `key_index` | API key value | username (lookup by key; one entry per live value) |
 //! | `sessions` | SHA-256 of the session token (32 bytes) | JSON `Session` |
 //! | `fulfillments` | UUIDv7 (16 bytes, so keys sort by time) | JSON `Fulfillment` |
-//! | `totals` | username | 32 bytes, little-endian: total, iridium, magnesite (u64), last fulfilled at (i64 ms, `i64::MIN` = never); as of the checkpoint |
-//! | `minutes` | (minute since the epoch, username) | `u32` fulfillments in that minute, as of the checkpoint |
-//! | `checkpoint` | `"aggregates_through"` | `u128`: the highest record id `totals` and `minutes` include (see [`crate::aggregates`]) |
+//! | `totals` | username | 32 bytes, little-endian: total, iridium, magnesite (u64), last fulfilled at (i64 ms, `i64::MIN` = never); written in the same transaction as the records |
+//! | `minutes` | (minute since the epoch, username) | `u32` fulfillments in that minute (same transaction) |
+//!
+//! Beside `hq.redb`, `ledger.journal-0` and `ledger.journal-1` hold fulfillments
+//! that are durable but not yet applied to these tables ([`crate::journal`]);
+//! opening the store applies them.
 //! | `rates` | topic name | JSON `Rate` |
 //!
 //! Values are JSON so that a new optional field needs no migration (serde
@@ -18,9 +21,10 @@
 //! to [`migrate`], run on open inside one write transaction. A database written
 //! by a newer HQ is refused rather than misread.
 //!
-//! History: version 1 updated `totals` and `minutes` in every record's commit;
-//! version 2 checkpoints them ([`crate::aggregates`]). The step from 1 stamps the
-//! watermark at the newest record, since version 1's rows include every record.
+//! History: version 1 committed each group of records to redb directly;
+//! version 2 syncs groups to the journal first. The tables are unchanged, so the
+//! step from 1 has nothing to rewrite; the new stamp keeps an older HQ, which
+//! would ignore the journal, from opening the data dir.
 
 use redb::{Database, ReadableTable, TableDefinition};
 
@@ -38,15 +42,12 @@ pub(crate) const FULFILLMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::
 pub(crate) const TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("totals");
 pub(crate) const MINUTES: TableDefinition<(i64, &str), u32> = TableDefinition::new("minutes");
 pub(crate) const RATES: TableDefinition<&str, &[u8]> = TableDefinition::new("rates");
-pub(crate) const CHECKPOINT: TableDefinition<&str, u128> = TableDefinition::new("checkpoint");
-pub(crate) const WATERMARK_KEY: &str = "aggregates_through";
 
 const VERSION_KEY: &str = "schema_version";
 
 /// Creates every table and brings an older layout up to date.
 pub(crate) fn prepare(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(err)?;
-    txn.open_table(CHECKPOINT).map_err(err)?;
     {
         let mut meta = txn.open_table(META).map_err(err)?;
         let found = meta.get(VERSION_KEY).map_err(err)?.map(|v| v.value());
@@ -73,22 +74,10 @@ pub(crate) fn prepare(db: &Database) -> Result<(), StoreError> {
 }
 
 /// One step per version: `from` is the version found on disk.
-fn migrate(txn: &redb::WriteTransaction, from: u64) -> Result<(), StoreError> {
-    if from < 2 {
-        // Version 1's aggregate rows were written with every record.
-        let newest = txn
-            .open_table(FULFILLMENTS)
-            .map_err(err)?
-            .last()
-            .map_err(err)?
-            .and_then(|(k, _)| uuid::Uuid::from_slice(k.value()).ok());
-        if let Some(newest) = newest {
-            txn.open_table(CHECKPOINT)
-                .map_err(err)?
-                .insert(WATERMARK_KEY, newest.as_u128())
-                .map_err(err)?;
-        }
-    }
+fn migrate(_txn: &redb::WriteTransaction, from: u64) -> Result<(), StoreError> {
+    // 1 -> 2: same tables (see the history above); the next layout change adds
+    // its step here, e.g. `if from < 3 { ... }`.
+    let _ = from;
     Ok(())
 }
 

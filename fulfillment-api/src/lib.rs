@@ -71,10 +71,11 @@ fn gateway(status: StatusCode, error_type: &'static str, message: &'static str) 
 async fn receive(
     State(s): State<FulfillmentState>,
     Extension(RequestId(request_id)): Extension<RequestId>,
-    headers: HeaderMap,
-    body: Body,
+    req: axum::extract::Request,
 ) -> Response {
-    let (outcome, res) = ingest(&s, request_id, &headers, body).await;
+    // The headers are read in place: the `HeaderMap` extractor would copy them.
+    let (parts, body) = req.into_parts();
+    let (outcome, res) = ingest(&s, request_id, &parts.headers, body).await;
     s.metrics.fulfillment(outcome);
     res
 }

@@ -10,7 +10,8 @@
 //! it is in redb.
 //!
 //! Frame: `magic u32 | epoch u64 | seq u64 | len u32 | crc32 u32 | payload`,
-//! little-endian; the payload is the group's records, each `len u32 | JSON`.
+//! little-endian; the payload is the group's records, each `len u32 | JSON`
+//! (empty in the frame a reset leaves at the start of each segment).
 //! A segment holds the frames of one epoch from offset 0 on; reading stops at
 //! the first frame that is torn (bad magic, length or checksum) or of another
 //! epoch (left from the segment's previous use). A group whose frame is torn
@@ -80,6 +81,8 @@ impl Journal {
             Ok(file)
         };
         let segments = [open(0)?, open(1)?];
+        // New files survive a crash only once their directory entry is synced.
+        File::open(dir)?.sync_all()?;
         let mut found: Vec<(u64, Vec<Fulfillment>)> = Vec::new();
         let mut max_epoch = 0;
         for file in &segments {
@@ -102,13 +105,16 @@ impl Journal {
     }
 
     /// Forgets both segments' contents (all applied, or the event was reset):
-    /// their first frames are zeroed and synced, so a restart finds nothing.
+    /// each starts with an empty frame of a new epoch, synced, so a restart
+    /// finds nothing, and the epoch count survives even if nothing is written
+    /// before the next restart (stale frames always carry older epochs).
     pub(crate) fn reset(&mut self) -> io::Result<()> {
+        self.epoch += 1;
+        let empty = header(self.epoch, 0, &[]);
         for file in &self.segments {
-            file.write_all_at(&[0u8; HEADER], 0)?;
+            file.write_all_at(&empty, 0)?;
             file.sync_data()?;
         }
-        self.epoch += 1;
         self.active = 0;
         self.offset = 0;
         self.last_seq = [0, 0];
@@ -150,14 +156,7 @@ impl Journal {
             self.offset = 0;
             self.epoch += 1;
         }
-        let payload_len = (frame_len as usize - HEADER) as u32;
-        let crc = crc32fast::hash(&self.buf[HEADER..]);
-        let mut h = [0u8; HEADER];
-        h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
-        h[4..12].copy_from_slice(&self.epoch.to_le_bytes());
-        h[12..20].copy_from_slice(&seq.to_le_bytes());
-        h[20..24].copy_from_slice(&payload_len.to_le_bytes());
-        h[24..28].copy_from_slice(&crc.to_le_bytes());
+        let h = header(self.epoch, seq, &self.buf[HEADER..]);
         self.buf[..HEADER].copy_from_slice(&h);
         let file = &self.segments[self.active];
         file.write_all_at(&self.buf, self.offset)?;
@@ -166,6 +165,16 @@ impl Journal {
         self.last_seq[self.active] = seq;
         Ok(Ok(()))
     }
+}
+
+fn header(epoch: u64, seq: u64, payload: &[u8]) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    h[4..12].copy_from_slice(&epoch.to_le_bytes());
+    h[12..20].copy_from_slice(&seq.to_le_bytes());
+    h[20..24].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[24..28].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    h
 }
 
 /// The epoch and records of one segment, or `None` if it holds no frame.
@@ -251,6 +260,32 @@ mod tests {
         drop(j);
         let (_, found) = Journal::open(dir.path()).unwrap();
         assert!(found.is_empty());
+    }
+
+    #[test]
+    fn stale_frames_are_never_read_back_after_resets_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || Journal::open(dir.path()).unwrap();
+        // As the store does: every open is followed by a reset.
+        let (mut j, _) = open();
+        j.reset().unwrap();
+        let (a, b, c) = (record(1), record(2), record(3));
+        j.append(1, &[&a], 0).unwrap().unwrap();
+        j.append(2, &[&b], 0).unwrap().unwrap();
+        drop(j);
+        let (mut j, found) = open();
+        assert_eq!(found, vec![a, b.clone()]);
+        j.reset().unwrap();
+        drop(j);
+        // A restart with nothing written since the reset.
+        let (mut j, found) = open();
+        assert!(found.is_empty());
+        j.reset().unwrap();
+        // `c` has the size of `a`: the next frame position is where `b` was.
+        j.append(1, &[&c], 0).unwrap().unwrap();
+        drop(j);
+        let (_, found) = open();
+        assert_eq!(found, vec![c], "a stale frame was read back");
     }
 
     #[test]

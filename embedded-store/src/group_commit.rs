@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::aggregates::{add_rows, Aggregates};
 use crate::err;
-use crate::journal::{Journal, SiblingBusy};
+use crate::journal::{records_of, Journal, SiblingBusy};
 use crate::schema::{FULFILLMENTS, MINUTES, TOTALS};
 
 /// The most records one group takes; bounds a request's wait under load.
@@ -63,6 +63,8 @@ enum Msg {
 struct Group {
     seq: u64,
     records: Vec<Arc<Fulfillment>>,
+    /// The records' JSON as journaled (see [`crate::journal::records_of`]).
+    payload: Vec<u8>,
 }
 
 enum Apply {
@@ -256,6 +258,7 @@ impl GroupWriter {
                 let _ = self.apply_tx.send(Apply::Group(Group {
                     seq: self.seq,
                     records,
+                    payload: self.journal.last_payload().to_vec(),
                 }));
             }
             Err(e) => tracing::error!(error = %e, records = waiting.len(), "journal write failed"),
@@ -387,40 +390,42 @@ fn apply_loop(db: &Database, shared: &Shared, applied: &Applied, rx: std_mpsc::R
 
 /// One transaction: the records and their totals and minute rows.
 fn apply(db: &Database, shared: &Shared, groups: &[Group]) -> Result<(), StoreError> {
-    let records: Vec<&Fulfillment> = groups
-        .iter()
-        .flat_map(|g| g.records.iter().map(|r| r.as_ref()))
-        .collect();
+    let mut rows: Vec<(&Fulfillment, &[u8])> = Vec::new();
+    for g in groups {
+        for (record, json) in g.records.iter().zip(records_of(&g.payload)) {
+            let json =
+                json.ok_or_else(|| StoreError("a journaled group lost its framing".into()))?;
+            rows.push((record.as_ref(), json));
+        }
+    }
     let txn = db.begin_write().map_err(err)?;
-    insert(&txn, &records, false)?;
+    insert(&txn, &rows, false)?;
     let _gate = shared.gate.write();
     txn.commit().map_err(err)?;
     let mut overlay = shared.overlay.lock();
-    for r in &records {
+    for (r, _) in &rows {
         overlay.remove(&r.id);
     }
     Ok(())
 }
 
-/// Writes records and their aggregate rows into `txn`. With `if_absent`, records
-/// already stored are skipped (recovery replays a journal that may hold them).
+/// Writes records (with their JSON) and their aggregate rows into `txn`. With
+/// `if_absent`, records already stored are skipped (recovery replays a journal
+/// that may hold them).
 pub(crate) fn insert(
     txn: &redb::WriteTransaction,
-    records: &[&Fulfillment],
+    rows: &[(&Fulfillment, &[u8])],
     if_absent: bool,
 ) -> Result<(), StoreError> {
-    let mut fresh = Vec::with_capacity(records.len());
+    let mut fresh = Vec::with_capacity(rows.len());
     {
         let mut table = txn.open_table(FULFILLMENTS).map_err(err)?;
-        let mut json = Vec::with_capacity(512);
-        for f in records {
+        for (f, json) in rows {
             let key = f.id.as_bytes().as_slice();
             if if_absent && table.get(key).map_err(err)?.is_some() {
                 continue;
             }
-            json.clear();
-            serde_json::to_writer(&mut json, f).map_err(err)?;
-            table.insert(key, json.as_slice()).map_err(err)?;
+            table.insert(key, *json).map_err(err)?;
             fresh.push(*f);
         }
     }

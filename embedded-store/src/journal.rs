@@ -121,6 +121,12 @@ impl Journal {
         Ok(())
     }
 
+    /// The payload of the last frame appended: its records' JSON, which the
+    /// applier stores as is.
+    pub(crate) fn last_payload(&self) -> &[u8] {
+        self.buf.get(HEADER..).unwrap_or_default()
+    }
+
     /// The highest group sequence in the segment the next rotation would reuse.
     pub(crate) fn sibling_last_seq(&self) -> u64 {
         self.last_seq[1 - self.active]
@@ -214,15 +220,37 @@ fn read_segment(file: &File) -> io::Result<Option<(u64, Vec<Fulfillment>)>> {
     Ok(epoch.map(|e| (e, records)))
 }
 
-fn decode(mut payload: &[u8]) -> Option<Vec<Fulfillment>> {
+fn decode(payload: &[u8]) -> Option<Vec<Fulfillment>> {
     let mut out = Vec::new();
-    while !payload.is_empty() {
-        let len = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
-        let json = payload.get(4..4 + len)?;
-        out.push(serde_json::from_slice(json).ok()?);
-        payload = &payload[4 + len..];
+    for json in records_of(payload) {
+        out.push(serde_json::from_slice(json?).ok()?);
     }
     Some(out)
+}
+
+/// The JSON of each record of a frame's payload, in order; `None` where the
+/// framing is broken.
+pub(crate) fn records_of(mut payload: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+    std::iter::from_fn(move || {
+        if payload.is_empty() {
+            return None;
+        }
+        let record = payload
+            .get(..4)
+            .and_then(|l| l.try_into().ok())
+            .map(|l| u32::from_le_bytes(l) as usize)
+            .and_then(|len| Some((payload.get(4..4 + len)?, 4 + len)));
+        match record {
+            Some((json, used)) => {
+                payload = &payload[used..];
+                Some(Some(json))
+            }
+            None => {
+                payload = &[];
+                Some(None)
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -96,9 +96,14 @@ fn recover(db: &Database, data_dir: &Path) -> Result<journal::Journal, StoreErro
     };
     let (mut journal, records) = journal::Journal::open(data_dir).map_err(journaled)?;
     if !records.is_empty() {
-        let refs: Vec<&hq_core::domain::Fulfillment> = records.iter().collect();
+        let json = records.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<_> = records
+            .iter()
+            .zip(&json)
+            .map(|(r, j)| (r, j.as_slice()))
+            .collect();
         let txn = db.begin_write().map_err(err)?;
-        group_commit::insert(&txn, &refs, true)?;
+        group_commit::insert(&txn, &rows, true)?;
         txn.commit().map_err(err)?;
         tracing::info!(
             records = records.len(),

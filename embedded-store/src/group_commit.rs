@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hq_core::domain::Fulfillment;
 use hq_core::StoreError;
@@ -333,32 +333,23 @@ fn apply_loop(db: &Database, shared: &Shared, applied: &Applied, rx: std_mpsc::R
     let mut pending: Vec<Group> = Vec::new();
     let mut drains = Vec::new();
     loop {
-        let first = if pending.is_empty() {
+        if pending.is_empty() {
+            // Idle: one wake-up for the first group.
             match rx.recv() {
-                Ok(m) => Some(m),
+                Ok(m) => take(m, &mut pending, &mut drains),
                 Err(_) => return,
             }
-        } else {
-            None
-        };
-        let deadline = Instant::now() + APPLY_EVERY;
+        }
+        // Then let groups gather without a wake-up each (the writer sends one
+        // per sync); a drain, queued behind the groups it covers, is answered
+        // within one interval.
+        std::thread::sleep(APPLY_EVERY);
         let mut closed = false;
-        let mut next = first;
         loop {
-            match next.take() {
-                Some(Apply::Group(g)) => pending.push(g),
-                Some(Apply::Drain(d)) => {
-                    drains.push(d);
-                    // Answer as soon as what came before is applied.
-                    break;
-                }
-                None => {}
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(m) => next = Some(m),
-                Err(std_mpsc::RecvTimeoutError::Timeout) => break,
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+            match rx.try_recv() {
+                Ok(m) => take(m, &mut pending, &mut drains),
+                Err(std_mpsc::TryRecvError::Empty) => break,
+                Err(std_mpsc::TryRecvError::Disconnected) => {
                     closed = true;
                     break;
                 }
@@ -385,6 +376,13 @@ fn apply_loop(db: &Database, shared: &Shared, applied: &Applied, rx: std_mpsc::R
         if closed {
             return;
         }
+    }
+}
+
+fn take(m: Apply, pending: &mut Vec<Group>, drains: &mut Vec<std_mpsc::SyncSender<()>>) {
+    match m {
+        Apply::Group(g) => pending.push(g),
+        Apply::Drain(d) => drains.push(d),
     }
 }
 

@@ -140,6 +140,58 @@ pub(crate) fn decode_totals(username: &str, b: &[u8]) -> Result<UserTotals, Stor
 mod tests {
     use super::*;
 
+    /// A data dir written by version 1 (no journal, stamp 1) opens under
+    /// version 2 with its records and leaderboard intact, and is restamped.
+    #[tokio::test]
+    async fn a_version_1_data_dir_is_upgraded_in_place() {
+        use crate::EmbeddedStore;
+        use hq_core::domain::{Amounts, Fulfillment, KeyId};
+        use hq_core::ports::Ledger;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let f = Fulfillment {
+            id: uuid::Uuid::now_v7(),
+            username: Username::parse("ann").unwrap(),
+            key_id: KeyId("k".into()),
+            at: hq_core::clock::now_millis(),
+            amounts: Amounts {
+                iridium: 2,
+                magnesite: 1,
+            },
+            request_id: "r".into(),
+            trace_id: None,
+        };
+        store.record(f.clone()).await.unwrap();
+        store.close().await;
+        drop(store);
+        // What version 1 left: the same tables, stamp 1, no journal files.
+        let path = dir.path().join(crate::DB_FILE);
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(VERSION_KEY, 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        for i in 0..2 {
+            std::fs::remove_file(crate::journal::segment_path(dir.path(), i)).unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.list(None, 10).await.unwrap(), vec![f]);
+        let totals = store.totals().await.unwrap();
+        assert_eq!(
+            (totals.len(), totals[0].total, totals[0].iridium),
+            (1, 1, 2)
+        );
+        store.close().await;
+        drop(store);
+        let db = Database::create(&path).unwrap();
+        assert_eq!(version(&db).unwrap(), Some(SCHEMA_VERSION));
+    }
+
     #[test]
     fn stamps_the_version_and_refuses_a_newer_layout() {
         let dir = tempfile::tempdir().unwrap();

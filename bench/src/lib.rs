@@ -19,6 +19,45 @@ impl WrkRun {
     }
 }
 
+/// CPU seconds (user + system) used so far by this process and by the children
+/// it has waited for (`wrk`), from `/proc/self/stat`. The per-request CPU cost
+/// is a steadier figure than requests/s on a machine whose speed drifts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTimes {
+    pub own: f64,
+    pub children: f64,
+}
+
+impl CpuTimes {
+    /// Zero where `/proc` is not available.
+    pub fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let tick = 100.0; // USER_HZ, fixed at 100 on Linux for /proc figures
+        match f.as_slice() {
+            [ut, st, cut, cst] => Self {
+                own: (ut + st) / tick,
+                children: (cut + cst) / tick,
+            },
+            _ => Self::default(),
+        }
+    }
+
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            own: self.own - earlier.own,
+            children: self.children - earlier.children,
+        }
+    }
+}
+
 /// Runs wrk with a Lua script and parses its summary (`--latency` percentiles).
 pub fn wrk(
     url: &str,

@@ -538,7 +538,7 @@ pub(crate) async fn delete_all(
 
 #[async_trait]
 impl Ledger for DynamoStore {
-    async fn record(&self, f: Fulfillment) -> Result<(), StoreError> {
+    async fn record(&self, f: Fulfillment) -> Result<uuid::Uuid, StoreError> {
         let minute = minute_of(f.at);
         let expires = (minute + 1) * 60 + MINUTE_ITEM_TTL_SECS;
         let items = vec![
@@ -605,7 +605,7 @@ impl Ledger for DynamoStore {
                 e,
             )
         })?;
-        Ok(())
+        Ok(f.id)
     }
 
     async fn clear(&self) -> Result<(), StoreError> {

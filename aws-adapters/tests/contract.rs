@@ -301,8 +301,8 @@ async fn ledger_and_totals(p: &Ports, tag: &str) {
     }
     assert_eq!(p.ledger.count().await.unwrap(), before + 15);
 
-    let one = fulfillment(&b, &key, now, 7, 0);
-    p.ledger.record(one.clone()).await.unwrap();
+    let mut one = fulfillment(&b, &key, now, 7, 0);
+    one.id = p.ledger.record(one.clone()).await.unwrap();
     assert_eq!(p.ledger.get(one.id).await.unwrap(), Some(one.clone()));
     assert_eq!(p.ledger.get(uuid::Uuid::now_v7()).await.unwrap(), None);
 

@@ -18,17 +18,18 @@ use std::time::Duration;
 use hq_core::domain::Fulfillment;
 use hq_core::StoreError;
 use parking_lot::{Condvar, Mutex, RwLock};
-use redb::{Database, ReadableTable};
+use redb::Database;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::aggregates::{add_rows, Aggregates};
+use crate::aggregates::Aggregates;
+use crate::blocks::{self, Block, MAX_BLOCK};
 use crate::err;
-use crate::journal::{records_of, Journal, SiblingBusy};
-use crate::schema::{FULFILLMENTS, MINUTES, TOTALS};
+use crate::journal::{Journal, SiblingBusy};
 
-/// The most records one group takes; bounds a request's wait under load.
-const MAX_BATCH: usize = 1024;
+/// The most records one group takes; bounds a request's wait under load. A
+/// group becomes one block in redb.
+const MAX_BATCH: usize = MAX_BLOCK;
 /// Records that may wait for the writer.
 const QUEUE: usize = 8192;
 /// How long the applier gathers groups into one redb transaction.
@@ -48,7 +49,8 @@ pub(crate) struct Shared {
 
 struct Job {
     fulfillment: Fulfillment,
-    done: oneshot::Sender<Result<(), String>>,
+    /// The id the record is stored under, once durable.
+    done: oneshot::Sender<Result<Uuid, String>>,
 }
 
 enum Msg {
@@ -63,7 +65,8 @@ enum Msg {
 struct Group {
     seq: u64,
     records: Vec<Arc<Fulfillment>>,
-    /// The records' JSON as journaled (see [`crate::journal::records_of`]).
+    /// The records' JSON as journaled (see [`crate::journal::records_of`]),
+    /// stored as is as the group's block.
     payload: Vec<u8>,
 }
 
@@ -106,11 +109,18 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(db: Arc<Database>, journal: Journal, shared: Arc<Shared>) -> Self {
+    /// `last_id`: the highest id stored; the writer numbers records above it.
+    pub(crate) fn start(
+        db: Arc<Database>,
+        journal: Journal,
+        shared: Arc<Shared>,
+        last_id: Option<Uuid>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let last_id = last_id.unwrap_or_default();
         let thread = std::thread::Builder::new()
             .name("hq-group-commit".into())
-            .spawn(move || run(db, journal, shared, rx))
+            .spawn(move || run(db, journal, shared, last_id, rx))
             .expect("spawning the group-commit thread");
         Self {
             tx,
@@ -118,8 +128,9 @@ impl Writer {
         }
     }
 
-    /// Queues a record and waits until its group is durable.
-    pub(crate) async fn record(&self, fulfillment: Fulfillment) -> Result<(), StoreError> {
+    /// Queues a record and waits until its group is durable; answers the id the
+    /// writer gave it.
+    pub(crate) async fn record(&self, fulfillment: Fulfillment) -> Result<Uuid, StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Msg::Record(Job { fulfillment, done }))
@@ -158,7 +169,13 @@ impl Writer {
 
 /// The writer loop. Ends when every sender is gone (the store was dropped) or
 /// on `Close`, after syncing and applying whatever was queued.
-fn run(db: Arc<Database>, journal: Journal, shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>) {
+fn run(
+    db: Arc<Database>,
+    journal: Journal,
+    shared: Arc<Shared>,
+    last_id: Uuid,
+    mut rx: mpsc::Receiver<Msg>,
+) {
     let applied = Arc::new(Applied::default());
     let (apply_tx, apply_rx) = std_mpsc::channel();
     let applier = std::thread::Builder::new()
@@ -175,6 +192,7 @@ fn run(db: Arc<Database>, journal: Journal, shared: Arc<Shared>, mut rx: mpsc::R
         applied,
         apply_tx,
         seq: 0,
+        last_id,
     };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut closing = None;
@@ -224,6 +242,8 @@ struct GroupWriter {
     applied: Arc<Applied>,
     apply_tx: std_mpsc::Sender<Apply>,
     seq: u64,
+    /// The last id given to a record.
+    last_id: Uuid,
 }
 
 impl GroupWriter {
@@ -234,12 +254,18 @@ impl GroupWriter {
             return;
         }
         self.seq += 1;
+        for job in batch.iter_mut() {
+            job.fulfillment.id = self.next_id();
+        }
         let outcome = self.sync(batch).map_err(|e| e.to_string());
         // The records move on to the overlay and the applier; the requests
         // keep only their answer channels.
         let (records, waiting): (Vec<Arc<Fulfillment>>, Vec<_>) = batch
             .drain(..)
-            .map(|j| (Arc::new(j.fulfillment), j.done))
+            .map(|j| {
+                let id = j.fulfillment.id;
+                (Arc::new(j.fulfillment), (j.done, id))
+            })
             .unzip();
         match &outcome {
             Ok(()) => {
@@ -263,9 +289,23 @@ impl GroupWriter {
             }
             Err(e) => tracing::error!(error = %e, records = waiting.len(), "journal write failed"),
         }
-        for done in waiting {
-            let _ = done.send(outcome.clone());
+        for (done, id) in waiting {
+            let _ = done.send(outcome.clone().map(|()| id));
         }
+    }
+
+    /// Ids in commit order: a UUIDv7 of now, or just above the last one if the
+    /// clock has not moved on (or went back), so that blocks never overlap.
+    fn next_id(&mut self) -> Uuid {
+        let now = Uuid::now_v7();
+        self.last_id = if now > self.last_id {
+            now
+        } else {
+            // The low bits are v7's random part: one more keeps version and
+            // variant and orders after the last id.
+            Uuid::from_u128(self.last_id.as_u128() + 1)
+        };
+        self.last_id
     }
 
     fn sync(&mut self, batch: &[Job]) -> std::io::Result<()> {
@@ -297,9 +337,7 @@ impl GroupWriter {
         self.drain();
         self.journal.reset().map_err(err)?;
         let txn = self.db.begin_write().map_err(err)?;
-        crate::schema::recreate(&txn, FULFILLMENTS)?;
-        crate::schema::recreate(&txn, TOTALS)?;
-        crate::schema::recreate(&txn, MINUTES)?;
+        blocks::clear(&txn)?;
         let _gate = self.shared.gate.write();
         txn.commit().map_err(err)?;
         self.shared.overlay.lock().clear();
@@ -386,48 +424,24 @@ fn take(m: Apply, pending: &mut Vec<Group>, drains: &mut Vec<std_mpsc::SyncSende
     }
 }
 
-/// One transaction: the records and their totals and minute rows.
+/// One transaction: a block per group, with the records' totals and minute rows.
 fn apply(db: &Database, shared: &Shared, groups: &[Group]) -> Result<(), StoreError> {
-    let mut rows: Vec<(&Fulfillment, &[u8])> = Vec::new();
-    for g in groups {
-        for (record, json) in g.records.iter().zip(records_of(&g.payload)) {
-            let json =
-                json.ok_or_else(|| StoreError("a journaled group lost its framing".into()))?;
-            rows.push((record.as_ref(), json));
-        }
-    }
+    let blocks: Vec<Block<'_>> = groups
+        .iter()
+        .map(|g| Block {
+            records: g.records.iter().map(Arc::as_ref).collect(),
+            framed: &g.payload,
+        })
+        .collect();
     let txn = db.begin_write().map_err(err)?;
-    insert(&txn, &rows, false)?;
+    blocks::store(&txn, &blocks, true)?;
     let _gate = shared.gate.write();
     txn.commit().map_err(err)?;
     let mut overlay = shared.overlay.lock();
-    for (r, _) in &rows {
+    for r in groups.iter().flat_map(|g| &g.records) {
         overlay.remove(&r.id);
     }
     Ok(())
-}
-
-/// Writes records (with their JSON) and their aggregate rows into `txn`. With
-/// `if_absent`, records already stored are skipped (recovery replays a journal
-/// that may hold them).
-pub(crate) fn insert(
-    txn: &redb::WriteTransaction,
-    rows: &[(&Fulfillment, &[u8])],
-    if_absent: bool,
-) -> Result<(), StoreError> {
-    let mut fresh = Vec::with_capacity(rows.len());
-    {
-        let mut table = txn.open_table(FULFILLMENTS).map_err(err)?;
-        for (f, json) in rows {
-            let key = f.id.as_bytes().as_slice();
-            if if_absent && table.get(key).map_err(err)?.is_some() {
-                continue;
-            }
-            table.insert(key, *json).map_err(err)?;
-            fresh.push(*f);
-        }
-    }
-    add_rows(txn, &fresh)
 }
 
 #[cfg(test)]
@@ -473,13 +487,16 @@ mod tests {
     async fn synced_records_not_yet_applied_are_recovered_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let a = record("ann", 2);
-        store.record(a.clone()).await.unwrap();
+        let mut a = record("ann", 2);
+        a.id = store.record(a.clone()).await.unwrap();
         store.close().await;
         drop(store);
         // Two more records reached the journal only; `a` is there again, as a
-        // group applied just before a crash would be.
-        let (b, c) = (record("ann", 3), record("bob", 5));
+        // group applied just before a crash would be. The writer numbers
+        // records in commit order: later records have higher ids.
+        let (mut b, mut c) = (record("ann", 3), record("bob", 5));
+        b.id = Uuid::from_u128(a.id.as_u128() + 1);
+        c.id = Uuid::from_u128(a.id.as_u128() + 2);
         journal_only(dir.path(), &[a.clone(), b.clone(), c.clone()]);
         let store = EmbeddedStore::open(dir.path()).unwrap();
         assert_eq!(store.count().await.unwrap(), 3);
@@ -504,11 +521,10 @@ mod tests {
             let mut tasks = Vec::new();
             for i in 0..25 {
                 let (store, f) = (store.clone(), record("ann", round * 25 + i));
-                ids.push(f.id);
                 tasks.push(tokio::spawn(async move { store.record(f).await }));
             }
             for t in tasks {
-                t.await.unwrap().unwrap();
+                ids.push(t.await.unwrap().unwrap());
             }
             // Every acknowledged record is readable at once, counted once.
             let n = ids.len() as u64;
@@ -536,8 +552,8 @@ mod tests {
         store.clear().await.unwrap();
         assert_eq!(store.count().await.unwrap(), 0);
         assert!(store.totals().await.unwrap().is_empty());
-        let b = record("bob", 1);
-        store.record(b.clone()).await.unwrap();
+        let mut b = record("bob", 1);
+        b.id = store.record(b.clone()).await.unwrap();
         // What a crash now would recover: the journal no longer holds the
         // cleared record.
         let (_, journaled) = Journal::open(dir.path()).unwrap();

@@ -1,18 +1,17 @@
-//! The ledger port over redb and the journal's overlay. Reads hold the
-//! applier's gate, so a record moving from the overlay into redb is seen once.
+//! The ledger port over redb's blocks and the journal's overlay. Reads hold
+//! the applier's gate, so a record moving from the overlay into redb is seen
+//! once.
 
+use crate::schema::{BLOCKS, META};
+use crate::{blocks, err, EmbeddedStore};
 use async_trait::async_trait;
 use hq_core::domain::{Fulfillment, UserTotals};
 use hq_core::ports::Ledger;
 use hq_core::StoreError;
-use redb::ReadableTableMetadata;
-
-use crate::schema::FULFILLMENTS;
-use crate::{err, from_json, EmbeddedStore};
 
 #[async_trait]
 impl Ledger for EmbeddedStore {
-    async fn record(&self, fulfillment: Fulfillment) -> Result<(), StoreError> {
+    async fn record(&self, fulfillment: Fulfillment) -> Result<uuid::Uuid, StoreError> {
         self.writer.record(fulfillment).await
     }
 
@@ -24,9 +23,7 @@ impl Ledger for EmbeddedStore {
                 return Ok(Some(f.as_ref().clone()));
             }
             let txn = db.begin_read().map_err(err)?;
-            let t = txn.open_table(FULFILLMENTS).map_err(err)?;
-            let v = t.get(id.as_bytes().as_slice()).map_err(err)?;
-            v.map(|v| from_json(v.value())).transpose()
+            blocks::find(&txn.open_table(BLOCKS).map_err(err)?, id)
         })
         .await
     }
@@ -36,8 +33,8 @@ impl Ledger for EmbeddedStore {
         self.blocking(move |db| {
             let _gate = ledger.gate.read();
             let txn = db.begin_read().map_err(err)?;
-            let t = txn.open_table(FULFILLMENTS).map_err(err)?;
-            Ok(t.len().map_err(err)? + ledger.overlay.lock().len() as u64)
+            let stored = blocks::count(&txn.open_table(META).map_err(err)?)?;
+            Ok(stored + ledger.overlay.lock().len() as u64)
         })
         .await
     }
@@ -50,42 +47,16 @@ impl Ledger for EmbeddedStore {
         let ledger = self.ledger.clone();
         self.blocking(move |db| {
             let _gate = ledger.gate.read();
-            let first = after.map_or(uuid::Uuid::nil(), |a| a);
-            let is_after = |id: uuid::Uuid| after.is_none_or(|a| id > a);
-            let recent: Vec<Fulfillment> = ledger
-                .overlay
-                .lock()
-                .range(first..)
-                .filter(|(id, _)| is_after(**id))
-                .take(limit)
-                .map(|(_, f)| f.as_ref().clone())
-                .collect();
             let txn = db.begin_read().map_err(err)?;
-            let t = txn.open_table(FULFILLMENTS).map_err(err)?;
-            let mut stored = Vec::new();
-            for row in t.range(first.as_bytes().as_slice()..).map_err(err)? {
-                let (_, v) = row.map_err(err)?;
-                let f: Fulfillment = from_json(v.value())?;
-                if !is_after(f.id) {
-                    continue;
-                }
-                stored.push(f);
-                if stored.len() >= limit {
-                    break;
-                }
-            }
-            // Both sorted by id: merge, keep the first `limit`.
-            let mut out = Vec::with_capacity(limit.min(stored.len() + recent.len()));
-            let (mut a, mut b) = (stored.into_iter().peekable(), recent.into_iter().peekable());
-            while out.len() < limit {
-                let take_a = match (a.peek(), b.peek()) {
-                    (Some(x), Some(y)) => x.id < y.id,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (None, None) => break,
-                };
-                out.extend(if take_a { a.next() } else { b.next() });
-            }
+            let mut out = blocks::list(&txn.open_table(BLOCKS).map_err(err)?, after, limit)?;
+            // The overlay's records were numbered after every stored one.
+            let first = after.map_or(uuid::Uuid::nil(), |a| a);
+            let overlay = ledger.overlay.lock();
+            let recent = overlay
+                .range(first..)
+                .filter(|(id, _)| after.is_none_or(|a| **id > a))
+                .map(|(_, f)| f.as_ref().clone());
+            out.extend(recent.take(limit - out.len()));
             Ok(out)
         })
         .await

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod aggregates;
+mod blocks;
 mod group_commit;
 mod journal;
 mod ledger;
@@ -21,8 +22,10 @@ mod subscriptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use hq_core::domain::Fulfillment;
 use hq_core::StoreError;
 use redb::Database;
+use uuid::Uuid;
 
 pub use schema::SCHEMA_VERSION;
 
@@ -47,15 +50,23 @@ impl EmbeddedStore {
         let path = data_dir.join(DB_FILE);
         let db = Database::create(&path)
             .map_err(|e| StoreError(format!("opening {}: {e}", path.display())))?;
-        schema::prepare(&db)?;
-        let journal = recover(&db, data_dir)?;
+        let journaled = |e: std::io::Error| {
+            StoreError(format!(
+                "reading the journal in {}: {e}",
+                data_dir.display()
+            ))
+        };
+        let (mut journal, leftover) = journal::Journal::open(data_dir).map_err(journaled)?;
+        schema::prepare(&db, &leftover)?;
+        let last_id = recover(&db, leftover)?;
+        journal.reset().map_err(journaled)?;
         let ledger = Arc::new(group_commit::Shared {
             overlay: Default::default(),
             gate: Default::default(),
             aggregates: parking_lot::Mutex::new(aggregates::Aggregates::load(&db)?),
         });
         let db = Arc::new(db);
-        let writer = group_commit::Writer::start(db.clone(), journal, ledger.clone());
+        let writer = group_commit::Writer::start(db.clone(), journal, ledger.clone(), last_id);
         Ok(Self {
             db,
             writer,
@@ -85,33 +96,25 @@ impl EmbeddedStore {
     }
 }
 
-/// Applies what the journal holds that redb does not (records synced before a
-/// crash or kill), then empties the journal.
-fn recover(db: &Database, data_dir: &Path) -> Result<journal::Journal, StoreError> {
-    let journaled = |e: std::io::Error| {
-        StoreError(format!(
-            "reading the journal in {}: {e}",
-            data_dir.display()
-        ))
-    };
-    let (mut journal, records) = journal::Journal::open(data_dir).map_err(journaled)?;
-    if !records.is_empty() {
-        let json = records.iter().map(to_json).collect::<Result<Vec<_>, _>>()?;
-        let rows: Vec<_> = records
-            .iter()
-            .zip(&json)
-            .map(|(r, j)| (r, j.as_slice()))
-            .collect();
-        let txn = db.begin_write().map_err(err)?;
-        group_commit::insert(&txn, &rows, true)?;
-        txn.commit().map_err(err)?;
-        tracing::info!(
-            records = records.len(),
-            "applied the journal left by the last run"
-        );
+/// Stores what the journal held that redb lacks (records synced before a crash
+/// or kill; the caller then empties the journal) and returns the highest id
+/// stored. The applier stores groups in order, so the records redb lacks are
+/// exactly those above its highest id.
+fn recover(db: &Database, mut journaled: Vec<Fulfillment>) -> Result<Option<Uuid>, StoreError> {
+    let txn = db.begin_write().map_err(err)?;
+    let last = blocks::last_id(&txn.open_table(schema::BLOCKS).map_err(err)?)?;
+    journaled.retain(|f| last.is_none_or(|last| f.id > last));
+    if journaled.is_empty() {
+        return Ok(last);
     }
-    journal.reset().map_err(journaled)?;
-    Ok(journal)
+    journaled.sort_by_key(|f| f.id);
+    blocks::store_records(&txn, &journaled, true)?;
+    txn.commit().map_err(err)?;
+    tracing::info!(
+        records = journaled.len(),
+        "applied the journal left by the last run"
+    );
+    Ok(journaled.last().map(|f| f.id))
 }
 
 pub(crate) fn err(e: impl std::fmt::Display) -> StoreError {

@@ -1,19 +1,19 @@
-//! Key layout of `hq.redb`, version 2.
+//! Key layout of `hq.redb`, version 3.
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | `"schema_version"` | `u64` |
+//! | `meta` | `"schema_version"`; `"fulfillment_count"` | `u64`; records stored (updated with every block) |
 //! | `users` | username | JSON `UserRecord` (password hash, current key) |
 //! | `key_index` | API key value | username (lookup by key; one entry per live value) |
 //! | `sessions` | SHA-256 of the session token (32 bytes) | JSON `Session` |
-//! | `fulfillments` | UUIDv7 (16 bytes, so keys sort by time) | JSON `Fulfillment` |
+//! | `fulfillment_blocks` | UUIDv7 of the block's first record (16 bytes, so keys sort by time) | the block's records, each `len u32 (LE) | JSON Fulfillment`, ids ascending; blocks never overlap ([`crate::blocks`]) |
 //! | `totals` | username | 32 bytes, little-endian: total, iridium, magnesite (u64), last fulfilled at (i64 ms, `i64::MIN` = never); written in the same transaction as the records |
 //! | `minutes` | (minute since the epoch, username) | `u32` fulfillments in that minute (same transaction) |
+//! | `rates` | topic name | JSON `Rate` |
 //!
 //! Beside `hq.redb`, `ledger.journal-0` and `ledger.journal-1` hold fulfillments
 //! that are durable but not yet applied to these tables ([`crate::journal`]);
 //! opening the store applies them.
-//! | `rates` | topic name | JSON `Rate` |
 //!
 //! Values are JSON so that a new optional field needs no migration (serde
 //! defaults), except the totals rows, kept small and fixed-size
@@ -21,51 +21,62 @@
 //! to [`migrate`], run on open inside one write transaction. A database written
 //! by a newer HQ is refused rather than misread.
 //!
-//! History: version 1 committed each group of records to redb directly;
-//! version 2 syncs groups to the journal first. The tables are unchanged, so the
-//! step from 1 has nothing to rewrite; the new stamp keeps an older HQ, which
-//! would ignore the journal, from opening the data dir.
+//! History: version 1 committed each group of records to redb directly, one
+//! row per record in `fulfillments` (UUIDv7 -> JSON). Version 2 synced groups
+//! to the journal first (same tables; the stamp kept an older HQ, which would
+//! ignore the journal, from opening the data dir). Version 3 stores records in
+//! blocks: the step from 1 or 2 moves the rows into blocks of up to 1,024,
+//! together with whatever an unclean stop of version 2 left in the journal.
 
 use redb::{Database, ReadableTable, TableDefinition};
 
 use crate::err;
-use hq_core::domain::{UserTotals, Username};
+use hq_core::domain::{Fulfillment, UserTotals, Username};
 use hq_core::StoreError;
 
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 pub(crate) const KEY_INDEX: TableDefinition<&str, &str> = TableDefinition::new("key_index");
 pub(crate) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
-pub(crate) const FULFILLMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("fulfillments");
+pub(crate) const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("fulfillment_blocks");
+/// Versions 1 and 2: one row per record (read only by the migration).
+const RECORDS_V2: TableDefinition<&[u8], &[u8]> = TableDefinition::new("fulfillments");
 pub(crate) const TOTALS: TableDefinition<&str, &[u8]> = TableDefinition::new("totals");
 pub(crate) const MINUTES: TableDefinition<(i64, &str), u32> = TableDefinition::new("minutes");
 pub(crate) const RATES: TableDefinition<&str, &[u8]> = TableDefinition::new("rates");
 
 const VERSION_KEY: &str = "schema_version";
+pub(crate) const RECORD_COUNT_KEY: &str = "fulfillment_count";
 
-/// Creates every table and brings an older layout up to date.
-pub(crate) fn prepare(db: &Database) -> Result<(), StoreError> {
+/// Creates every table and brings an older layout up to date. `journaled` is
+/// what the journal holds: an older layout takes it in during its migration
+/// (its ids were not numbered in commit order).
+pub(crate) fn prepare(db: &Database, journaled: &[Fulfillment]) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(err)?;
-    {
-        let mut meta = txn.open_table(META).map_err(err)?;
-        let found = meta.get(VERSION_KEY).map_err(err)?.map(|v| v.value());
-        match found {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError(format!(
-                    "the data dir was written by a newer HQ (schema {v}, this build knows {SCHEMA_VERSION})"
-                )))
-            }
-            Some(v) => migrate(&txn, v)?,
-            None => {}
+    let found = {
+        let meta = txn.open_table(META).map_err(err)?;
+        let v = meta.get(VERSION_KEY).map_err(err)?.map(|v| v.value());
+        v
+    };
+    match found {
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(StoreError(format!(
+                "the data dir was written by a newer HQ (schema {v}, this build knows {SCHEMA_VERSION})"
+            )))
         }
-        meta.insert(VERSION_KEY, SCHEMA_VERSION).map_err(err)?;
+        Some(v) => migrate(&txn, v, journaled)?,
+        None => {}
     }
+    txn.open_table(META)
+        .map_err(err)?
+        .insert(VERSION_KEY, SCHEMA_VERSION)
+        .map_err(err)?;
     txn.open_table(USERS).map_err(err)?;
     txn.open_table(KEY_INDEX).map_err(err)?;
     txn.open_table(SESSIONS).map_err(err)?;
-    txn.open_table(FULFILLMENTS).map_err(err)?;
+    txn.open_table(BLOCKS).map_err(err)?;
     txn.open_table(TOTALS).map_err(err)?;
     txn.open_table(MINUTES).map_err(err)?;
     txn.open_table(RATES).map_err(err)?;
@@ -74,10 +85,37 @@ pub(crate) fn prepare(db: &Database) -> Result<(), StoreError> {
 }
 
 /// One step per version: `from` is the version found on disk.
-fn migrate(_txn: &redb::WriteTransaction, from: u64) -> Result<(), StoreError> {
-    // 1 -> 2: same tables (see the history above); the next layout change adds
-    // its step here, e.g. `if from < 3 { ... }`.
-    let _ = from;
+fn migrate(
+    txn: &redb::WriteTransaction,
+    from: u64,
+    journaled: &[Fulfillment],
+) -> Result<(), StoreError> {
+    // 1 -> 2: same tables (see the history above).
+    if from < 3 {
+        // Rows to blocks. The journal's records that the rows lack were never
+        // counted in the totals either.
+        let mut records: Vec<Fulfillment> = Vec::new();
+        {
+            let rows = txn.open_table(RECORDS_V2).map_err(err)?;
+            for row in rows.iter().map_err(err)? {
+                let (_, v) = row.map_err(err)?;
+                records.push(crate::from_json(v.value())?);
+            }
+        }
+        let stored: std::collections::HashSet<uuid::Uuid> = records.iter().map(|f| f.id).collect();
+        let mut fresh: Vec<Fulfillment> = journaled
+            .iter()
+            .filter(|f| !stored.contains(&f.id))
+            .cloned()
+            .collect();
+        fresh.sort_by_key(|f| f.id);
+        fresh.dedup_by_key(|f| f.id);
+        crate::aggregates::add_rows(txn, &fresh.iter().collect::<Vec<_>>())?;
+        records.extend(fresh);
+        records.sort_by_key(|f| f.id);
+        crate::blocks::store_records(txn, &records, false)?;
+        txn.delete_table(RECORDS_V2).map_err(err)?;
+    }
     Ok(())
 }
 
@@ -140,47 +178,108 @@ pub(crate) fn decode_totals(username: &str, b: &[u8]) -> Result<UserTotals, Stor
 mod tests {
     use super::*;
 
-    /// A data dir written by version 1 (no journal, stamp 1) opens under
-    /// version 2 with its records and leaderboard intact, and is restamped.
-    #[tokio::test]
-    async fn a_version_1_data_dir_is_upgraded_in_place() {
-        use crate::EmbeddedStore;
-        use hq_core::domain::{Amounts, Fulfillment, KeyId};
-        use hq_core::ports::Ledger;
-
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let f = Fulfillment {
+    fn fulfillment(user: &str, iridium: u32) -> Fulfillment {
+        Fulfillment {
             id: uuid::Uuid::now_v7(),
-            username: Username::parse("ann").unwrap(),
-            key_id: KeyId("k".into()),
+            username: Username::parse(user).unwrap(),
+            key_id: hq_core::domain::KeyId("k".into()),
             at: hq_core::clock::now_millis(),
-            amounts: Amounts {
-                iridium: 2,
+            amounts: hq_core::domain::Amounts {
+                iridium,
                 magnesite: 1,
             },
             request_id: "r".into(),
             trace_id: None,
-        };
-        store.record(f.clone()).await.unwrap();
-        store.close().await;
-        drop(store);
-        // What version 1 left: the same tables, stamp 1, no journal files.
-        let path = dir.path().join(crate::DB_FILE);
-        {
-            let db = Database::create(&path).unwrap();
-            let txn = db.begin_write().unwrap();
-            txn.open_table(META)
-                .unwrap()
-                .insert(VERSION_KEY, 1)
-                .unwrap();
-            txn.commit().unwrap();
         }
-        for i in 0..2 {
-            std::fs::remove_file(crate::journal::segment_path(dir.path(), i)).unwrap();
+    }
+
+    /// What versions 1 and 2 left: one row per record and totals rows written
+    /// with them, stamped `version`.
+    fn write_rows_layout(path: &std::path::Path, version: u64, rows: &[Fulfillment]) {
+        let db = Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(VERSION_KEY, version)
+            .unwrap();
+        {
+            let mut t = txn.open_table(RECORDS_V2).unwrap();
+            for f in rows {
+                let json = serde_json::to_vec(f).unwrap();
+                t.insert(f.id.as_bytes().as_slice(), json.as_slice())
+                    .unwrap();
+            }
+        }
+        crate::aggregates::add_rows(&txn, &rows.iter().collect::<Vec<_>>()).unwrap();
+        txn.commit().unwrap();
+    }
+
+    /// A version 2 data dir stopped uncleanly: rows in `fulfillments` and one
+    /// more record only in the journal. Opening it moves both into blocks in
+    /// id order, counts the journal's record in the totals once, drops the old
+    /// table and restamps; a second open changes nothing.
+    #[tokio::test]
+    async fn a_version_2_data_dir_moves_into_blocks_with_its_journal() {
+        use crate::EmbeddedStore;
+        use hq_core::ports::Ledger;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::DB_FILE);
+        let rows: Vec<Fulfillment> = (0..1500).map(|i| fulfillment("ann", i % 3)).collect();
+        write_rows_layout(&path, 2, &rows);
+        let leftover = fulfillment("bob", 4);
+        {
+            let (mut j, _) = crate::journal::Journal::open(dir.path()).unwrap();
+            // A group whose first record was also applied, as a crash between
+            // apply and reset leaves it.
+            j.append(1, &[&rows[1499], &leftover], 0).unwrap().unwrap();
         }
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        assert_eq!(store.list(None, 10).await.unwrap(), vec![f]);
+        assert_eq!(store.count().await.unwrap(), 1501);
+        let mut expected = rows.clone();
+        expected.push(leftover.clone());
+        assert_eq!(store.list(None, 10_000).await.unwrap(), expected);
+        // Paging and lookups cross block boundaries (blocks hold up to 1,024).
+        let page = store.list(Some(rows[1020].id), 10).await.unwrap();
+        assert_eq!(page, rows[1021..1031].to_vec());
+        let found = store.get(rows[1030].id).await.unwrap();
+        assert_eq!(found, Some(rows[1030].clone()));
+        let mut totals = store.totals().await.unwrap();
+        totals.sort_by(|a, b| a.username.cmp(&b.username));
+        let summary: Vec<(u64, u64)> = totals.iter().map(|t| (t.total, t.iridium)).collect();
+        assert_eq!(summary, vec![(1500, 1500), (1, 4)]);
+        // New records are numbered above the migrated ones.
+        let id = store.record(fulfillment("cyd", 1)).await.unwrap();
+        assert!(id > leftover.id);
+        store.close().await;
+        drop(store);
+
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.count().await.unwrap(), 1502);
+        let all = store.list(None, 10_000).await.unwrap();
+        assert_eq!(all.last().map(|f| f.id), Some(id));
+        assert_eq!(store.totals().await.unwrap().len(), 3);
+        store.close().await;
+        drop(store);
+        let db = Database::create(&path).unwrap();
+        assert_eq!(version(&db).unwrap(), Some(SCHEMA_VERSION));
+        let txn = db.begin_read().unwrap();
+        assert!(txn.open_table(RECORDS_V2).is_err(), "old table dropped");
+    }
+
+    /// Version 1 had the same tables as version 2 and no journal.
+    #[tokio::test]
+    async fn a_version_1_data_dir_is_upgraded_in_place() {
+        use crate::EmbeddedStore;
+        use hq_core::ports::Ledger;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::DB_FILE);
+        let f = fulfillment("ann", 2);
+        write_rows_layout(&path, 1, std::slice::from_ref(&f));
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert_eq!(store.list(None, 10).await.unwrap(), vec![f.clone()]);
+        assert_eq!(store.get(f.id).await.unwrap(), Some(f));
         let totals = store.totals().await.unwrap();
         assert_eq!(
             (totals.len(), totals[0].total, totals[0].iridium),
@@ -198,7 +297,7 @@ mod tests {
         let path = dir.path().join("db.redb");
         {
             let db = Database::create(&path).unwrap();
-            prepare(&db).unwrap();
+            prepare(&db, &[]).unwrap();
             assert_eq!(version(&db).unwrap(), Some(SCHEMA_VERSION));
             let txn = db.begin_write().unwrap();
             txn.open_table(META)
@@ -208,7 +307,7 @@ mod tests {
             txn.commit().unwrap();
         }
         let db = Database::create(&path).unwrap();
-        let e = prepare(&db).unwrap_err();
+        let e = prepare(&db, &[]).unwrap_err();
         assert!(e.0.contains("newer HQ"), "{e}");
     }
 

@@ -59,8 +59,11 @@ pub trait AccountStore: Send + Sync + 'static {
 #[async_trait]
 pub trait Ledger: Send + Sync + 'static {
     /// Stores the record and adds it to its owner's totals in one atomic, durable
-    /// write. Returns only once both survive a crash.
-    async fn record(&self, fulfillment: Fulfillment) -> Result<(), StoreError>;
+    /// write. Returns only once both survive a crash, with the id the record is
+    /// stored under: the one given, or a later UUIDv7 where the store numbers
+    /// records in its own commit order (the embedded store does, so that its
+    /// blocks of records never overlap).
+    async fn record(&self, fulfillment: Fulfillment) -> Result<uuid::Uuid, StoreError>;
     async fn get(&self, id: uuid::Uuid) -> Result<Option<Fulfillment>, StoreError>;
     /// How many records exist (admin and consistency checks; may scan).
     async fn count(&self) -> Result<u64, StoreError>;

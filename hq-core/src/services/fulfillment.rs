@@ -110,9 +110,8 @@ impl FulfillmentService {
         }
         let amounts = Amounts::parse(body).map_err(IngestError::Invalid)?;
         let at = now_millis();
-        let id = uuid::Uuid::now_v7();
         let fulfillment = Fulfillment {
-            id,
+            id: uuid::Uuid::now_v7(),
             username: entry.username.clone(),
             key_id: entry.key_id.clone(),
             at,
@@ -120,7 +119,6 @@ impl FulfillmentService {
             request_id: req.request_id,
             trace_id: req.trace_id,
         };
-        self.ledger.record(fulfillment).await?;
-        Ok(id)
+        Ok(self.ledger.record(fulfillment).await?)
     }
 }

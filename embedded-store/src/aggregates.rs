@@ -42,10 +42,15 @@ impl Aggregates {
 
     /// Counts one synced record.
     pub(crate) fn add(&mut self, f: &Fulfillment) {
-        self.users
-            .entry(f.username.clone())
-            .or_insert_with(|| UserTotals::new(f.username.clone()))
-            .add(f.amounts, f.at);
+        // Looked up by `&str`: no copy of the name per record, only per new owner.
+        match self.users.get_mut(f.username.as_str()) {
+            Some(t) => t.add(f.amounts, f.at),
+            None => {
+                let mut t = UserTotals::new(f.username.clone());
+                t.add(f.amounts, f.at);
+                self.users.insert(f.username.clone(), t);
+            }
+        }
     }
 
     /// Every owner's totals with recent minutes, as the ledger answers them.

@@ -10,7 +10,6 @@
 //! redb's tables always agree with each other. The queue is bounded: when the
 //! disk cannot keep up, senders wait (backpressure) rather than memory growing.
 
-use std::collections::BTreeMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +25,7 @@ use crate::aggregates::Aggregates;
 use crate::blocks::{self, Block, MAX_BLOCK};
 use crate::err;
 use crate::journal::{Journal, SiblingBusy};
+use crate::overlay::{Overlay, Records};
 
 /// The most records one group takes; bounds a request's wait under load. A
 /// group becomes one block in redb.
@@ -39,8 +39,8 @@ const APPLY_RETRY: Duration = Duration::from_secs(1);
 
 /// What reads share with the writer and the applier.
 pub(crate) struct Shared {
-    /// Records synced to the journal and not yet in redb, by id.
-    pub(crate) overlay: Mutex<BTreeMap<Uuid, Arc<Fulfillment>>>,
+    /// Groups synced to the journal and not yet in redb.
+    pub(crate) overlay: Mutex<Overlay>,
     /// Held for writing by the applier from its commit until its records have
     /// left the overlay; reads hold it so that they see each record once.
     pub(crate) gate: RwLock<()>,
@@ -64,7 +64,7 @@ enum Msg {
 /// One synced group, on its way to redb.
 struct Group {
     seq: u64,
-    records: Vec<Arc<Fulfillment>>,
+    records: Records,
     /// The records' JSON as journaled (see [`crate::journal::records_of`]),
     /// stored as is as the group's block.
     payload: Vec<u8>,
@@ -254,30 +254,26 @@ impl GroupWriter {
             return;
         }
         self.seq += 1;
-        for job in batch.iter_mut() {
+        // The records move on as one group to the overlay and the applier; the
+        // requests keep only their answer channels.
+        let mut records = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::with_capacity(batch.len());
+        for mut job in batch.drain(..) {
             job.fulfillment.id = self.next_id();
+            waiting.push((job.done, job.fulfillment.id));
+            records.push(job.fulfillment);
         }
-        let outcome = self.sync(batch).map_err(|e| e.to_string());
-        // The records move on to the overlay and the applier; the requests
-        // keep only their answer channels.
-        let (records, waiting): (Vec<Arc<Fulfillment>>, Vec<_>) = batch
-            .drain(..)
-            .map(|j| {
-                let id = j.fulfillment.id;
-                (Arc::new(j.fulfillment), (j.done, id))
-            })
-            .unzip();
+        let outcome = self.sync(&records).map_err(|e| e.to_string());
         match &outcome {
             Ok(()) => {
-                {
-                    let mut overlay = self.shared.overlay.lock();
-                    for r in &records {
-                        overlay.insert(r.id, r.clone());
-                    }
-                }
+                let records = Arc::new(records);
+                self.shared
+                    .overlay
+                    .lock()
+                    .push(self.seq, records.clone());
                 {
                     let mut agg = self.shared.aggregates.lock();
-                    for r in &records {
+                    for r in records.iter() {
                         agg.add(r);
                     }
                 }
@@ -308,8 +304,8 @@ impl GroupWriter {
         self.last_id
     }
 
-    fn sync(&mut self, batch: &[Job]) -> std::io::Result<()> {
-        let records: Vec<&Fulfillment> = batch.iter().map(|j| &j.fulfillment).collect();
+    fn sync(&mut self, records: &[Fulfillment]) -> std::io::Result<()> {
+        let records: Vec<&Fulfillment> = records.iter().collect();
         loop {
             match self
                 .journal
@@ -429,7 +425,7 @@ fn apply(db: &Database, shared: &Shared, groups: &[Group]) -> Result<(), StoreEr
     let blocks: Vec<Block<'_>> = groups
         .iter()
         .map(|g| Block {
-            records: g.records.iter().map(Arc::as_ref).collect(),
+            records: g.records.iter().collect(),
             framed: &g.payload,
         })
         .collect();
@@ -437,9 +433,8 @@ fn apply(db: &Database, shared: &Shared, groups: &[Group]) -> Result<(), StoreEr
     blocks::store(&txn, &blocks, true)?;
     let _gate = shared.gate.write();
     txn.commit().map_err(err)?;
-    let mut overlay = shared.overlay.lock();
-    for r in groups.iter().flat_map(|g| &g.records) {
-        overlay.remove(&r.id);
+    if let Some(last) = groups.last() {
+        shared.overlay.lock().applied(last.seq);
     }
     Ok(())
 }

@@ -19,8 +19,8 @@ impl Ledger for EmbeddedStore {
         let ledger = self.ledger.clone();
         self.blocking(move |db| {
             let _gate = ledger.gate.read();
-            if let Some(f) = ledger.overlay.lock().get(&id) {
-                return Ok(Some(f.as_ref().clone()));
+            if let Some(f) = ledger.overlay.lock().get(id) {
+                return Ok(Some(f.clone()));
             }
             let txn = db.begin_read().map_err(err)?;
             blocks::find(&txn.open_table(BLOCKS).map_err(err)?, id)
@@ -50,13 +50,9 @@ impl Ledger for EmbeddedStore {
             let txn = db.begin_read().map_err(err)?;
             let mut out = blocks::list(&txn.open_table(BLOCKS).map_err(err)?, after, limit)?;
             // The overlay's records were numbered after every stored one.
-            let first = after.map_or(uuid::Uuid::nil(), |a| a);
             let overlay = ledger.overlay.lock();
-            let recent = overlay
-                .range(first..)
-                .filter(|(id, _)| after.is_none_or(|a| **id > a))
-                .map(|(_, f)| f.as_ref().clone());
-            out.extend(recent.take(limit - out.len()));
+            let recent = overlay.after(after).take(limit - out.len()).cloned();
+            out.extend(recent);
             Ok(out)
         })
         .await

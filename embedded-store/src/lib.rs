@@ -15,6 +15,7 @@ mod blocks;
 mod group_commit;
 mod journal;
 mod ledger;
+mod overlay;
 mod rates;
 pub mod schema;
 mod subscriptions;

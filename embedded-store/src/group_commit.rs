@@ -267,10 +267,7 @@ impl GroupWriter {
         match &outcome {
             Ok(()) => {
                 let records = Arc::new(records);
-                self.shared
-                    .overlay
-                    .lock()
-                    .push(self.seq, records.clone());
+                self.shared.overlay.lock().push(self.seq, records.clone());
                 {
                     let mut agg = self.shared.aggregates.lock();
                     for r in records.iter() {

@@ -114,7 +114,10 @@ mod tests {
             assert!(o.get(Uuid::from_u128(id)).is_none(), "{id}");
         }
         assert_eq!(ids(o.after(None)), vec![10, 12, 14, 20, 30, 31]);
-        assert_eq!(ids(o.after(Some(Uuid::from_u128(13)))), vec![14, 20, 30, 31]);
+        assert_eq!(
+            ids(o.after(Some(Uuid::from_u128(13)))),
+            vec![14, 20, 30, 31]
+        );
         assert_eq!(ids(o.after(Some(Uuid::from_u128(20)))), vec![30, 31]);
         o.applied(2);
         assert_eq!((o.len(), ids(o.after(None))), (2, vec![30, 31]));

@@ -58,6 +58,33 @@ impl CpuTimes {
     }
 }
 
+/// CPU seconds used so far by each of this process's threads, summed by thread
+/// name (`/proc/self/task/*`): where HQ's time goes (HTTP workers, the journal
+/// writer, the applier). Empty where `/proc` is not available.
+pub fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_owned();
+        let f: Vec<f64> = stat[close + 1..]
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if let [ut, st] = f.as_slice() {
+            *out.entry(name).or_default() += (ut + st) / 100.0;
+        }
+    }
+    out
+}
+
 /// Runs wrk with a Lua script and parses its summary (`--latency` percentiles).
 pub fn wrk(
     url: &str,

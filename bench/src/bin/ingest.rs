@@ -8,7 +8,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use hq_bench::{wrk, CpuTimes};
+use hq_bench::{cpu_by_thread, wrk, CpuTimes};
 use interstella_hq::config::ServeArgs;
 use interstella_hq::Application;
 
@@ -91,12 +91,21 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("wrk: {c} connections, {s} s, against HQ at {hq_url} ...");
     let before = hq.ledger.count().await?;
     let cpu = CpuTimes::now();
+    let threads = cpu_by_thread();
     let hq_run = tokio::task::spawn_blocking({
         let (url, script) = (hq_url.clone(), script.clone());
         move || wrk(&url, &script, c, s)
     })
     .await??;
     let hq_cpu = CpuTimes::now().since(cpu);
+    let threads: Vec<(String, f64)> = cpu_by_thread()
+        .into_iter()
+        .map(|(name, t)| {
+            let before = threads.get(&name).copied().unwrap_or(0.0);
+            (name, t - before)
+        })
+        .filter(|(_, t)| *t * 1e6 / hq_run.requests as f64 >= 0.05)
+        .collect();
     let stored = hq.ledger.count().await? - before;
     eprintln!("wrk: {c} connections, {s} s, against a bare axum handler ...");
     let cpu = CpuTimes::now();
@@ -131,6 +140,14 @@ async fn main() -> anyhow::Result<()> {
         per_request(bare_cpu.own, &bare_run),
         per_request(hq_cpu.children, &hq_run),
         per_request(bare_cpu.children, &bare_run),
+    );
+    let by_thread: Vec<String> = threads
+        .iter()
+        .map(|(name, t)| format!("{name} {:.1}", t * 1e6 / hq_run.requests as f64))
+        .collect();
+    println!(
+        "  HQ's CPU per request by thread (µs): {}",
+        by_thread.join(", ")
     );
     println!("  ratio HQ / bare: {ratio:.2}  (target >= 0.5; p99 target <= 10 ms)");
     println!("  durable: {stored} records stored for {acknowledged} acknowledged by wrk");

@@ -32,21 +32,12 @@ impl CpuTimes {
     /// Zero where `/proc` is not available.
     pub fn now() -> Self {
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<f64> = rest
-            .split_whitespace()
-            .skip(11)
-            .take(4)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        let tick = 100.0; // USER_HZ, fixed at 100 on Linux for /proc figures
-        match f.as_slice() {
-            [ut, st, cut, cst] => Self {
-                own: (ut + st) / tick,
-                children: (cut + cst) / tick,
+        match read_stat(&stat).map(|(_, times)| times) {
+            Some([ut, st, cut, cst]) => Self {
+                own: ut + st,
+                children: cut + cst,
             },
-            _ => Self::default(),
+            None => Self::default(),
         }
     }
 
@@ -56,6 +47,21 @@ impl CpuTimes {
             children: self.children - earlier.children,
         }
     }
+}
+
+/// The command name of a `/proc/.../stat` line and its CPU times in seconds:
+/// user, system, waited-for children's user and system.
+fn read_stat(stat: &str) -> Option<(&str, [f64; 4])> {
+    // The name is in parentheses and may hold spaces; utime is the 12th field
+    // after it.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let (_, name) = head.split_once('(')?;
+    let mut f = rest
+        .split_whitespace()
+        .skip(11)
+        .map(|v| v.parse::<f64>().ok());
+    let mut next = || -> Option<f64> { Some(f.next()?? / 100.0) }; // USER_HZ is 100 for /proc
+    Some((name, [next()?, next()?, next()?, next()?]))
 }
 
 /// CPU seconds used so far by each of this process's threads, summed by thread
@@ -68,18 +74,8 @@ pub fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
     };
     for task in tasks.flatten() {
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].to_owned();
-        let f: Vec<f64> = stat[close + 1..]
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        if let [ut, st] = f.as_slice() {
-            *out.entry(name).or_default() += (ut + st) / 100.0;
+        if let Some((name, [ut, st, ..])) = read_stat(&stat) {
+            *out.entry(name.to_owned()).or_default() += ut + st;
         }
     }
     out
@@ -153,6 +149,16 @@ fn parse_wrk(text: &str) -> Option<WrkRun> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reads_cpu_times_of_a_stat_line() {
+        let line = "42 (tokio rt) S 1 2 3 4 5 6 7 8 9 10 250 50 30 20 0 0";
+        assert_eq!(
+            super::read_stat(line),
+            Some(("tokio rt", [2.5, 0.5, 0.3, 0.2]))
+        );
+        assert_eq!(super::read_stat("garbage"), None);
+    }
+
     #[test]
     fn reads_wrk_output() {
         let text = "  Latency Distribution\n     50%  520.00us\n     75%    1.2ms\n     90%    2.5ms\n     99%    4.10ms\n  123456 requests in 10.00s, 20.00MB read\n  Non-2xx or 3xx responses: 6\n";

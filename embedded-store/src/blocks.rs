@@ -57,6 +57,9 @@ pub(crate) fn list(
     limit: usize,
 ) -> Result<Vec<Fulfillment>, StoreError> {
     let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
     // Start at the block holding `after` (the last key not above it).
     let start = match after {
         Some(a) => {

@@ -259,7 +259,8 @@ impl GroupWriter {
         let mut records = Vec::with_capacity(batch.len());
         let mut waiting = Vec::with_capacity(batch.len());
         for mut job in batch.drain(..) {
-            job.fulfillment.id = self.next_id();
+            self.last_id = next_id(self.last_id);
+            job.fulfillment.id = self.last_id;
             waiting.push((job.done, job.fulfillment.id));
             records.push(job.fulfillment);
         }
@@ -285,20 +286,6 @@ impl GroupWriter {
         for (done, id) in waiting {
             let _ = done.send(outcome.clone().map(|()| id));
         }
-    }
-
-    /// Ids in commit order: a UUIDv7 of now, or just above the last one if the
-    /// clock has not moved on (or went back), so that blocks never overlap.
-    fn next_id(&mut self) -> Uuid {
-        let now = Uuid::now_v7();
-        self.last_id = if now > self.last_id {
-            now
-        } else {
-            // The low bits are v7's random part: one more keeps version and
-            // variant and orders after the last id.
-            Uuid::from_u128(self.last_id.as_u128() + 1)
-        };
-        self.last_id
     }
 
     fn sync(&mut self, records: &[Fulfillment]) -> std::io::Result<()> {
@@ -355,6 +342,19 @@ impl GroupWriter {
                 tracing::warn!(error = %e, "emptying the journal at shutdown");
             }
         }
+    }
+}
+
+/// Ids in commit order: a UUIDv7 of now, or just above `last` if the clock has
+/// not moved on (or went back), so that blocks never overlap.
+fn next_id(last: Uuid) -> Uuid {
+    let now = Uuid::now_v7();
+    if now > last {
+        now
+    } else {
+        // The low bits are v7's random part: one more keeps version and
+        // variant and orders after the last id.
+        Uuid::from_u128(last.as_u128() + 1)
     }
 }
 
@@ -473,6 +473,18 @@ mod tests {
         let (mut j, _) = Journal::open(dir).unwrap();
         let refs: Vec<&Fulfillment> = records.iter().collect();
         j.append(1, &refs, 0).unwrap().unwrap();
+    }
+
+    #[test]
+    fn ids_increase_even_when_the_clock_goes_back() {
+        let now = Uuid::now_v7();
+        assert!(next_id(now) > now);
+        // The last id came from a clock an hour ahead of this one.
+        let ahead = Uuid::from_u128(now.as_u128() + (3_600_000u128 << 80));
+        let next = next_id(ahead);
+        assert_eq!(next.as_u128(), ahead.as_u128() + 1);
+        assert_eq!(next.get_version_num(), 7);
+        assert!(next_id(next) > next);
     }
 
     #[tokio::test]

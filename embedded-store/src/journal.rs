@@ -208,17 +208,24 @@ impl Journal {
 }
 
 /// Segment `i` opened with `O_DIRECT` (Linux), or a second handle on `file`
-/// where that is refused.
+/// where that is refused. Some filesystems accept the flag at open and refuse
+/// the writes, so the first block is written back once through the new handle
+/// (same bytes: harmless if torn) before it is trusted.
 fn open_for_writing(dir: &Path, i: usize, file: &File, direct: bool) -> io::Result<File> {
     #[cfg(target_os = "linux")]
     if direct {
         use std::os::unix::fs::OpenOptionsExt;
-        match OpenOptions::new()
+        let probe = |handle: &File| -> io::Result<()> {
+            let mut first = vec![0u8; ALIGN as usize];
+            file.read_exact_at(&mut first, 0)?;
+            handle.write_all_at(aligned_copy(&mut Vec::new(), &first), 0)
+        };
+        let opened = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_DIRECT)
-            .open(segment_path(dir, i))
-        {
-            Ok(direct) => return Ok(direct),
+            .open(segment_path(dir, i));
+        match opened.and_then(|handle| probe(&handle).map(|()| handle)) {
+            Ok(handle) => return Ok(handle),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 tracing::info!(dir = %dir.display(), "the filesystem refuses O_DIRECT; the journal goes through the page cache");
             }

@@ -51,7 +51,10 @@ impl Ledger for EmbeddedStore {
             let mut out = blocks::list(&txn.open_table(BLOCKS).map_err(err)?, after, limit)?;
             // The overlay's records were numbered after every stored one.
             let overlay = ledger.overlay.lock();
-            let recent = overlay.after(after).take(limit - out.len()).cloned();
+            let recent = overlay
+                .after(after)
+                .take(limit.saturating_sub(out.len()))
+                .cloned();
             out.extend(recent);
             Ok(out)
         })

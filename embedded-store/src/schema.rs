@@ -242,6 +242,7 @@ mod tests {
         // Paging and lookups cross block boundaries (blocks hold up to 1,024).
         let page = store.list(Some(rows[1020].id), 10).await.unwrap();
         assert_eq!(page, rows[1021..1031].to_vec());
+        assert!(store.list(None, 0).await.unwrap().is_empty());
         let found = store.get(rows[1030].id).await.unwrap();
         assert_eq!(found, Some(rows[1030].clone()));
         let mut totals = store.totals().await.unwrap();

@@ -32,7 +32,6 @@ if ! .venv/bin/python -c 'import boto3, cryptography, moto, cfnlint, ziglang' 2>
     boto3 cryptography "moto[server]" cfn-lint cargo-lambda ziglang
 fi
 export HQ_PYTHON="$PWD/.venv/bin/python"
-export HQ_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 export HQ_CARGO_LAMBDA="$PWD/.venv/bin/cargo-lambda"
 
 cargo test --workspace --no-fail-fast "$@"

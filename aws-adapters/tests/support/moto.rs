@@ -1,8 +1,11 @@
 //! A moto server for the tests: started on a free loopback port, killed on drop.
 //!
-//! The binary is `$HQ_MOTO_SERVER`, else `.venv/bin/moto_server` at the
-//! workspace root (what `scripts/test.sh` installs), else `moto_server` on the
-//! PATH. Missing everywhere is a test failure, not a skip.
+//! It runs `moto_server.py` (next to this file): moto's own server with one lock
+//! around DynamoDB requests, so racing conditional writes behave as DynamoDB's
+//! do (moto's threaded server lets two racers pass one condition). The Python
+//! is `$HQ_PYTHON`, else the workspace's `.venv/bin/python` (what
+//! `scripts/test.sh` installs), else `python3` on the PATH. moto missing is a
+//! test failure, not a skip.
 
 #![allow(dead_code)]
 
@@ -17,26 +20,19 @@ pub struct Moto {
     pub endpoint: String,
 }
 
-/// Where moto_server is, or a message saying how to install it.
-pub fn moto_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("HQ_MOTO_SERVER") {
+/// The server, embedded so that every crate including this file finds it.
+const SERVER: &str = include_str!("moto_server.py");
+
+/// The Python that has moto.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("HQ_PYTHON").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = root.join(".venv/bin/moto_server");
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     if venv.exists() {
         return venv;
     }
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        let p = dir.join("moto_server");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!(
-        "moto_server not found: run scripts/test.sh (it installs moto into .venv), \
-         or `pip install \"moto[server]\"`, or set HQ_MOTO_SERVER"
-    );
+    PathBuf::from("python3")
 }
 
 pub fn free_port() -> u16 {
@@ -50,13 +46,15 @@ impl Moto {
     /// Starts moto and waits (up to 30 s) until it answers.
     pub async fn start() -> Moto {
         let port = free_port();
-        let child = Command::new(moto_binary())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let python = python();
+        let child = Command::new(&python)
+            .args(["-c", SERVER, "127.0.0.1", &port.to_string()])
+            .env("MOTO_PORT", port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("starting moto_server");
-        let moto = Moto {
+            .unwrap_or_else(|e| panic!("starting {} (set HQ_PYTHON): {e}", python.display()));
+        let mut moto = Moto {
             child,
             port,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -68,6 +66,13 @@ impl Moto {
                 .is_ok()
             {
                 return moto;
+            }
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!(
+                    "moto exited ({status}): run scripts/test.sh (it installs moto into .venv), \
+                     or `{} -m pip install \"moto[server]\"`, or set HQ_PYTHON",
+                    python.display()
+                );
             }
             assert!(
                 Instant::now() < deadline,

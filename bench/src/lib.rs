@@ -19,6 +19,50 @@ impl WrkRun {
     }
 }
 
+/// The machine's CPU time so far, busy and in total (all cores, `/proc/stat`):
+/// the busy share during a run says whether it was CPU-bound or waited
+/// (the disk, the scheduler) with cores idle.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineTimes {
+    pub busy: u64,
+    pub total: u64,
+}
+
+impl MachineTimes {
+    /// Zero where `/proc` is not available.
+    pub fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        read_machine(&stat).unwrap_or_default()
+    }
+
+    /// Busy share of the machine since `earlier`, 0..=1.
+    pub fn busy_since(self, earlier: Self) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        if total == 0 {
+            return 0.0;
+        }
+        self.busy.saturating_sub(earlier.busy) as f64 / total as f64
+    }
+}
+
+/// The `cpu` line of `/proc/stat`: user nice system idle iowait irq softirq
+/// steal ...; idle and iowait are not busy.
+fn read_machine(stat: &str) -> Option<MachineTimes> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let total: u64 = fields.iter().sum();
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some(MachineTimes {
+        busy: total - idle,
+        total,
+    })
+}
+
 /// CPU seconds (user + system) used so far by this process and by the children
 /// it has waited for (`wrk`), from `/proc/self/stat`. The per-request CPU cost
 /// is a steadier figure than requests/s on a machine whose speed drifts.
@@ -64,19 +108,38 @@ fn read_stat(stat: &str) -> Option<(&str, [f64; 4])> {
     Some((name, [next()?, next()?, next()?, next()?]))
 }
 
-/// CPU seconds used so far by each of this process's threads, summed by thread
-/// name (`/proc/self/task/*`): where HQ's time goes (HTTP workers, the journal
-/// writer, the applier). Empty where `/proc` is not available.
-pub fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
+/// CPU seconds used so far by each of this process's threads, by thread id,
+/// with the thread's name (`/proc/self/task/*`): where HQ's time goes (HTTP
+/// workers, the journal writer, the applier). Empty where `/proc` is not
+/// available.
+pub fn cpu_by_thread() -> std::collections::BTreeMap<u64, (String, f64)> {
     let mut out = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return out;
     };
     for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
         if let Some((name, [ut, st, ..])) = read_stat(&stat) {
-            *out.entry(name.to_owned()).or_default() += ut + st;
+            out.insert(tid, (name.to_owned(), ut + st));
         }
+    }
+    out
+}
+
+/// CPU seconds each thread name used since `before` (a [`cpu_by_thread`]).
+/// Deltas are taken per thread id: tokio's blocking threads share the workers'
+/// name and exit when idle, and keyed by name alone a thread that exited (the
+/// seeding's password hashing) would be subtracted from the workers' time.
+pub fn cpu_by_thread_since(
+    before: &std::collections::BTreeMap<u64, (String, f64)>,
+) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (tid, (name, t)) in cpu_by_thread() {
+        let start = before.get(&tid).map_or(0.0, |(_, t)| *t);
+        *out.entry(name).or_default() += t - start;
     }
     out
 }
@@ -157,6 +220,9 @@ mod tests {
             Some(("tokio rt", [2.5, 0.5, 0.3, 0.2]))
         );
         assert_eq!(super::read_stat("garbage"), None);
+        let m = super::read_machine("cpu  100 5 50 800 40 3 2 0 0 0\ncpu0 1 2 3 4\n").unwrap();
+        assert_eq!((m.busy, m.total), (160, 1000));
+        assert_eq!(super::read_machine("intr 1 2"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use hq_bench::{cpu_by_thread, wrk, CpuTimes};
+use hq_bench::{cpu_by_thread, cpu_by_thread_since, wrk, CpuTimes, MachineTimes};
 use interstella_hq::config::ServeArgs;
 use interstella_hq::Application;
 
@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let (c, s) = (opts.connections, opts.seconds);
     eprintln!("wrk: {c} connections, {s} s, against HQ at {hq_url} ...");
     let before = hq.ledger.count().await?;
-    let cpu = CpuTimes::now();
+    let (cpu, machine) = (CpuTimes::now(), MachineTimes::now());
     let threads = cpu_by_thread();
     let hq_run = tokio::task::spawn_blocking({
         let (url, script) = (hq_url.clone(), script.clone());
@@ -98,19 +98,17 @@ async fn main() -> anyhow::Result<()> {
     })
     .await??;
     let hq_cpu = CpuTimes::now().since(cpu);
-    let threads: Vec<(String, f64)> = cpu_by_thread()
+    let hq_busy = MachineTimes::now().busy_since(machine);
+    let threads: Vec<(String, f64)> = cpu_by_thread_since(&threads)
         .into_iter()
-        .map(|(name, t)| {
-            let before = threads.get(&name).copied().unwrap_or(0.0);
-            (name, t - before)
-        })
         .filter(|(_, t)| *t * 1e6 / hq_run.requests as f64 >= 0.05)
         .collect();
     let stored = hq.ledger.count().await? - before;
     eprintln!("wrk: {c} connections, {s} s, against a bare axum handler ...");
-    let cpu = CpuTimes::now();
+    let (cpu, machine) = (CpuTimes::now(), MachineTimes::now());
     let bare_run = tokio::task::spawn_blocking(move || wrk(&bare_url, &script, c, s)).await??;
     let bare_cpu = CpuTimes::now().since(cpu);
+    let bare_busy = MachineTimes::now().busy_since(machine);
 
     let acknowledged = hq_run.requests - hq_run.non_2xx;
     let ratio = hq_run.ok_per_sec() / bare_run.ok_per_sec();
@@ -140,6 +138,11 @@ async fn main() -> anyhow::Result<()> {
         per_request(bare_cpu.own, &bare_run),
         per_request(hq_cpu.children, &hq_run),
         per_request(bare_cpu.children, &bare_run),
+    );
+    println!(
+        "  machine busy: {:.0}% during HQ's run, {:.0}% during the bare handler's",
+        hq_busy * 100.0,
+        bare_busy * 100.0
     );
     let by_thread: Vec<String> = threads
         .iter()

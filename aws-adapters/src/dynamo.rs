@@ -21,10 +21,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Select, TransactWrite
 use aws_sdk_dynamodb::Client;
 use hq_core::clock::{minute_of, now_millis, Millis};
 use hq_core::domain::{
-    Amounts, ApiKey, Fulfillment, KeyId, KeyRecord, Rate, TopicName, UserRecord, UserTotals,
-    Username, WINDOW_MINUTES,
+    Amounts, ApiKey, Fulfillment, KeyId, KeyRecord, Rate, ReceivingFaults, TopicName, UserRecord,
+    UserTotals, Username, WINDOW_MINUTES,
 };
-use hq_core::ports::{AccountStore, Ledger, RateStore, Session, Written};
+use hq_core::ports::{AccountStore, LabStore, Ledger, RateStore, Session, Written};
 use hq_core::StoreError;
 
 use crate::config::TableNames;
@@ -48,6 +48,21 @@ pub struct DynamoStore {
 impl DynamoStore {
     pub fn new(client: Client, tables: TableNames) -> Self {
         Self { client, tables }
+    }
+
+    /// One item by its partition key, read consistently (a write just made by
+    /// another Lambda instance is seen).
+    async fn get(&self, table: &str, key: &str, value: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .key(key, s(value))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws_err("GetItem", table, e))?;
+        Ok(out.item)
     }
 
     pub fn tables(&self) -> &TableNames {
@@ -266,17 +281,10 @@ impl AccountStore for DynamoStore {
     }
 
     async fn get_user(&self, username: &Username) -> Result<Option<UserRecord>, StoreError> {
-        let table = &self.tables.users;
-        let out = self
-            .client
-            .get_item()
-            .table_name(table)
-            .key("username", s(username.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_err("GetItem", table, e))?;
-        out.item().map(user_from).transpose()
+        let item = self
+            .get(&self.tables.users, "username", username.as_str())
+            .await?;
+        item.as_ref().map(user_from).transpose()
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
@@ -377,19 +385,10 @@ impl AccountStore for DynamoStore {
     }
 
     async fn find_key(&self, value: &str) -> Result<Option<(Username, KeyRecord)>, StoreError> {
-        let table = &self.tables.keys;
-        let out = self
-            .client
-            .get_item()
-            .table_name(table)
-            .key("keyValue", s(value))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| aws_err("GetItem", table, e))?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.get(&self.tables.keys, "keyValue", value).await? else {
             return Ok(None);
         };
+        let item = &item;
         let record = KeyRecord {
             id: KeyId(get_s(item, "keyId")?.to_owned()),
             value: ApiKey::from_stored(value.to_owned()),
@@ -776,6 +775,42 @@ impl RateStore for DynamoStore {
             .item("ratePerMinute", n(rate.rate_per_minute))
             .item("paused", AttributeValue::Bool(rate.paused))
             .item("malformedShare", n(rate.malformed_share))
+            .send()
+            .await
+            .map_err(|e| aws_err("PutItem", table, e))?;
+        Ok(())
+    }
+}
+
+/// The lab faults' item in the rates table: the facilitator's settings live
+/// together, and the key is no topic name, so [`RateStore::rates`] skips it.
+const LAB_RECEIVING: &str = "lab:receiving";
+
+#[async_trait]
+impl LabStore for DynamoStore {
+    async fn receiving_faults(&self) -> Result<Option<ReceivingFaults>, StoreError> {
+        let Some(item) = self.get(&self.tables.rates, "topic", LAB_RECEIVING).await? else {
+            return Ok(None);
+        };
+        let item = &item;
+        Ok(Some(ReceivingFaults {
+            latency_ms: get_n(item, "latencyMs")?,
+            latency_random: get_bool(item, "latencyRandom"),
+            error_share: get_n(item, "errorShare")?,
+            error_status: get_n(item, "errorStatus")?,
+        }))
+    }
+
+    async fn put_receiving_faults(&self, f: &ReceivingFaults) -> Result<(), StoreError> {
+        let table = &self.tables.rates;
+        self.client
+            .put_item()
+            .table_name(table)
+            .item("topic", s(LAB_RECEIVING))
+            .item("latencyMs", n(f.latency_ms))
+            .item("latencyRandom", AttributeValue::Bool(f.latency_random))
+            .item("errorShare", n(f.error_share))
+            .item("errorStatus", n(f.error_status))
             .send()
             .await
             .map_err(|e| aws_err("PutItem", table, e))?;

@@ -111,6 +111,7 @@ impl AwsAdapters {
             ledger: self.store.clone(),
             rates: self.store.clone(),
             gateway: self.gateway.clone(),
+            lab: Some(self.store.clone()),
         }
     }
 }

@@ -480,6 +480,7 @@ async fn embedded_adapters_pass_the_port_contract() {
         ledger: store.clone(),
         rates: store.clone(),
         gateway: Arc::new(hq_core::ports::NoGateway),
+        lab: None,
     };
     port_contract(&ports, "emb").await;
 
@@ -538,6 +539,7 @@ async fn aws_adapters_pass_the_port_contract() {
 
     let adapters = AwsAdapters::new(&clients, config.clone());
     port_contract(&adapters.ports(), "aws").await;
+    lab_faults_are_shared(&adapters).await;
 
     let receiver = receiver::Receiver::start("/order/").await;
     bus_contract(adapters.bus.as_ref(), &receiver.url).await;
@@ -581,6 +583,34 @@ async fn aws_adapters_pass_the_port_contract() {
         "off the plan"
     );
     adapters.gateway.disable(&owner, &key).await.unwrap(); // nothing left: fine
+}
+
+/// The lab faults round-trip through the rates table without becoming a rate.
+async fn lab_faults_are_shared(adapters: &AwsAdapters) {
+    use hq_core::ports::RateStore;
+    use hq_core::services::ReceivingFaults;
+    let lab = adapters
+        .ports()
+        .lab
+        .expect("the AWS mode shares the lab faults");
+    let rates_before = adapters.store.rates().await.unwrap();
+    assert_eq!(
+        lab.receiving_faults().await.unwrap(),
+        None,
+        "never set: none"
+    );
+    let faults = ReceivingFaults {
+        latency_ms: 250,
+        latency_random: true,
+        error_share: 0.35,
+        error_status: 500,
+    };
+    lab.put_receiving_faults(&faults).await.unwrap();
+    assert_eq!(lab.receiving_faults().await.unwrap(), Some(faults));
+    let off = ReceivingFaults::default();
+    lab.put_receiving_faults(&off).await.unwrap();
+    assert_eq!(lab.receiving_faults().await.unwrap(), Some(off));
+    assert_eq!(adapters.store.rates().await.unwrap(), rates_before);
 }
 
 #[tokio::test]

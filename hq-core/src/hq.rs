@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::clock::now_millis;
 use crate::domain::Leaderboard;
 use crate::error::CoreError;
-use crate::ports::{AccountStore, KeyGateway, Ledger, RateStore};
+use crate::ports::{AccountStore, KeyGateway, LabStore, Ledger, RateStore};
 use crate::services::{
     AccountService, FulfillmentService, KeyCache, LabControls, RateService, SessionConfig,
     UsagePlan,
@@ -20,6 +20,9 @@ pub struct Ports {
     pub ledger: Arc<dyn Ledger>,
     pub rates: Arc<dyn RateStore>,
     pub gateway: Arc<dyn KeyGateway>,
+    /// Where the lab faults are shared between processes; `None` (all-in-one):
+    /// in this process's memory only.
+    pub lab: Option<Arc<dyn LabStore>>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,7 +63,10 @@ pub struct Hq {
 impl Hq {
     pub fn new(ports: Ports, config: HqConfig) -> Self {
         let keys = Arc::new(KeyCache::new(config.usage_plan, config.key_cache_ttl));
-        let lab = Arc::new(LabControls::default());
+        let lab = Arc::new(match ports.lab {
+            Some(store) => LabControls::shared(store, LabControls::REFRESH),
+            None => LabControls::default(),
+        });
         let accounts = Arc::new(AccountService::new(
             ports.accounts.clone(),
             ports.gateway,

@@ -402,8 +402,22 @@ fn roles_are_least_privilege() {
             .iter()
             .any(|(a, r)| a.contains(action) && r.contains(on))
     };
-    // Fulfillment: key lookup and the ledger write, nothing else.
+    // Fulfillment: key lookup, the ledger write and the lab faults' one item,
+    // nothing else.
     assert!(has("FulfillmentRole", "dynamodb:GetItem", "KeysTable"));
+    let lab_read = resource(&t, "FulfillmentRole")["Properties"]["Policies"][0]["PolicyDocument"]
+        ["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["Resource"].to_string().contains("RatesTable"))
+        .collect::<Vec<_>>();
+    assert_eq!(lab_read.len(), 1, "{lab_read:?}");
+    assert_eq!(lab_read[0]["Action"], json!(["dynamodb:GetItem"]));
+    assert_eq!(
+        lab_read[0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
+        json!(["lab:receiving"])
+    );
     assert!(has(
         "FulfillmentRole",
         "dynamodb:PutItem",
@@ -415,12 +429,7 @@ fn roles_are_least_privilege() {
         "dynamodb:UpdateItem",
         "MinutesTable"
     ));
-    for other in [
-        "UsersTable",
-        "SessionsTable",
-        "RatesTable",
-        "SubscriptionsTable",
-    ] {
+    for other in ["UsersTable", "SessionsTable", "SubscriptionsTable"] {
         assert!(
             !grants(&t, "FulfillmentRole")
                 .iter()

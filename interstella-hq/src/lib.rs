@@ -119,6 +119,8 @@ impl Application {
             ledger: shared.clone(),
             rates: shared,
             gateway: Arc::new(hq_core::ports::NoGateway),
+            // Lab faults live in memory: a restart comes back healthy.
+            lab: None,
         };
         let hq = Arc::new(Hq::new(ports, config));
         let metrics = Arc::new(Metrics::new());

@@ -102,7 +102,7 @@ async fn chaos_view(s: &PortalState) -> Result<Json<Chaos>, ApiError> {
             .map(|t| (t.name, t.rate.malformed_share))
             .collect();
     Ok(Json(Chaos {
-        receiving: s.hq.lab.receiving(),
+        receiving: s.hq.lab.receiving().await,
         malformed_share,
     }))
 }
@@ -132,7 +132,7 @@ pub(crate) async fn put_chaos(
         shares.push((t, rate));
     }
     if let Some(r) = patch.receiving {
-        s.hq.lab.set_receiving(r)?;
+        s.hq.lab.set_receiving(r).await?;
     }
     for (t, rate) in shares {
         s.hq.rates.set_rate(t, rate).await?;

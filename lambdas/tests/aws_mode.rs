@@ -435,6 +435,76 @@ async fn the_lambdas_under_cargo_lambda_watch_run_a_workshop_on_moto() {
         .unwrap();
     assert_eq!(records.count(), 4, "bad input recorded nothing");
 
+    // The facilitator's lab faults, set through the portal Lambda, reach the
+    // fulfillment Lambda (another process) within its refresh: every request
+    // then answers the injected 500 and stores nothing. Turned off, requests
+    // are stored again.
+    let chaos = |share: f64| {
+        http.put(watch.at("/admin/api/chaos"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"receiving": {"errorShare": share, "errorStatus": 500}}))
+            .send()
+    };
+    let count_records = || async {
+        clients
+            .dynamodb
+            .scan()
+            .table_name(&config.tables.fulfillments)
+            .send()
+            .await
+            .unwrap()
+            .count()
+    };
+    let (status, view) = json_of(chaos(1.0).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["receiving"]["errorShare"], 1.0, "{view}");
+    let mut stored = 4;
+    let set_at = Instant::now();
+    loop {
+        let (status, body) =
+            json_of(fulfill(new_key.clone(), r#"{"iridium": 1}"#).await.unwrap()).await;
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            assert_eq!(body["error"], "injected_fault", "{body}");
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{body}");
+        stored += 1;
+        assert!(
+            set_at.elapsed() < Duration::from_secs(10),
+            "the lab fault never reached the fulfillment Lambda"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "lab fault applied by the fulfillment Lambda after {:?}",
+        set_at.elapsed()
+    );
+    for _ in 0..3 {
+        let res = fulfill(new_key.clone(), r#"{"iridium": 1}"#).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    assert_eq!(
+        count_records().await,
+        stored,
+        "injected errors store nothing"
+    );
+    assert_eq!(chaos(0.0).await.unwrap().status(), StatusCode::OK);
+    let cleared_at = Instant::now();
+    loop {
+        let res = fulfill(new_key.clone(), r#"{"iridium": 1}"#).await.unwrap();
+        if res.status() == StatusCode::OK {
+            stored += 1;
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            cleared_at.elapsed() < Duration::from_secs(10),
+            "the lab fault was never lifted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(count_records().await, stored);
+
     // The facilitator sets rates; the publisher Lambda, invoked with a
     // scheduled event, publishes what is due over its 3 s interval.
     for topic in ["orderTopic", "iridium", "magnesite"] {

@@ -42,6 +42,7 @@ async fn a_key_the_gateway_refused_is_not_stored_and_the_next_call_issues_one() 
         ledger: store.clone(),
         rates: store.clone(),
         gateway: gateway.clone(),
+        lab: None,
     };
     let hq = Hq::new(ports, HqConfig::default());
     let ann = hq.accounts.signup("ann", "password-123").await.unwrap();

@@ -3,6 +3,7 @@
 mod account;
 mod amounts;
 mod api_key;
+mod lab;
 mod leaderboard;
 mod subscription;
 mod topic;
@@ -10,6 +11,7 @@ mod topic;
 pub use account::{Password, SessionToken, UserRecord, Username};
 pub use amounts::{Amounts, AmountsError, MAX_AMOUNT};
 pub use api_key::{ApiKey, KeyId, KeyRecord, KeyStatus, KEY_LEN, KEY_LIFETIME_DAYS};
+pub use lab::ReceivingFaults;
 pub use leaderboard::{Leaderboard, LeaderboardEntry, UserTotals, WINDOW_MINUTES};
 pub use subscription::*;
 pub use topic::{Rate, RatePatch, TopicName, DEFAULT_RATE_PER_MINUTE};

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::domain::{
-    Fulfillment, KeyId, KeyRecord, Rate, TopicName, UserRecord, UserTotals, Username,
+    Fulfillment, KeyId, KeyRecord, Rate, ReceivingFaults, TopicName, UserRecord, UserTotals,
+    Username,
 };
 use crate::error::StoreError;
 
@@ -119,6 +120,15 @@ pub trait RateStore: Send + Sync + 'static {
     /// The stored rates; topics never set are absent (the caller applies defaults).
     async fn rates(&self) -> Result<Vec<(TopicName, Rate)>, StoreError>;
     async fn put_rate(&self, topic: TopicName, rate: &Rate) -> Result<(), StoreError>;
+}
+
+/// The lab faults, where more than one process applies them (the AWS mode: the
+/// portal Lambda sets them, every fulfillment Lambda instance reads them).
+#[async_trait]
+pub trait LabStore: Send + Sync + 'static {
+    /// `None` when never set (everything off).
+    async fn receiving_faults(&self) -> Result<Option<ReceivingFaults>, StoreError>;
+    async fn put_receiving_faults(&self, faults: &ReceivingFaults) -> Result<(), StoreError>;
 }
 
 mod order_bus;

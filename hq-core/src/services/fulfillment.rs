@@ -101,6 +101,7 @@ impl FulfillmentService {
         body: &[u8],
         req: IngestRequest,
     ) -> Result<uuid::Uuid, IngestError> {
+        self.lab.refresh().await;
         let verdict = self.lab.verdict();
         if verdict.delay_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(verdict.delay_ms as u64)).await;

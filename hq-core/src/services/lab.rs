@@ -1,36 +1,20 @@
 //! Lab controls: faults the facilitator injects for the debugging and resiliency
-//! labs. Off by default, applied at once, and kept in memory only, so a restart
-//! always comes back healthy.
+//! labs. Off by default and applied at once.
+//!
+//! The all-in-one server keeps them in memory only, so a restart always comes
+//! back healthy. In the AWS mode the portal Lambda sets them and the
+//! fulfillment Lambda applies them: they go through a [`LabStore`], and every
+//! instance re-reads it at most every [`LabControls::REFRESH`].
 
-use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use parking_lot::{Mutex, RwLock};
+use serde::Deserialize;
+
+pub use crate::domain::ReceivingFaults;
 use crate::error::CoreError;
-
-/// Faults on `/receiving/`. (The order stream's malformed share is a topic rate.)
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReceivingFaults {
-    /// Extra latency per request, in milliseconds.
-    pub latency_ms: u32,
-    /// Random latency, uniform between 0 and `latency_ms`, instead of fixed.
-    pub latency_random: bool,
-    /// Share of requests answered with `error_status` instead of being stored.
-    pub error_share: f64,
-    /// 500 or 503.
-    pub error_status: u16,
-}
-
-impl Default for ReceivingFaults {
-    fn default() -> Self {
-        Self {
-            latency_ms: 0,
-            latency_random: false,
-            error_share: 0.0,
-            error_status: 503,
-        }
-    }
-}
+use crate::ports::LabStore;
 
 /// A change to the faults: only the fields given change.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -53,15 +37,69 @@ pub struct Verdict {
 #[derive(Default)]
 pub struct LabControls {
     receiving: RwLock<ReceivingFaults>,
+    /// Where other processes see the faults (AWS mode); `None`: this process only.
+    shared: Option<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn LabStore>,
+    refresh: Duration,
+    /// When the store was last read (`None`: never).
+    read_at: Mutex<Option<Instant>>,
 }
 
 impl LabControls {
-    pub fn receiving(&self) -> ReceivingFaults {
+    /// How stale another instance's view of the faults may be in the AWS mode:
+    /// the lab is "applied at once" within this, at one read per instance.
+    pub const REFRESH: Duration = Duration::from_secs(2);
+
+    /// Faults shared through `store` with the other instances, re-read at most
+    /// every `refresh` ([`Self::REFRESH`] in HQ).
+    pub fn shared(store: Arc<dyn LabStore>, refresh: Duration) -> Self {
+        Self {
+            receiving: RwLock::default(),
+            shared: Some(Shared {
+                store,
+                refresh,
+                read_at: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Re-reads the shared faults if the last read is older than the refresh
+    /// interval. A store that cannot be read keeps the faults as they
+    /// were (logged): the lab must not take the fulfillment API down.
+    pub async fn refresh(&self) {
+        let Some(shared) = &self.shared else { return };
+        {
+            let mut read_at = shared.read_at.lock();
+            if read_at.is_some_and(|t| t.elapsed() < shared.refresh) {
+                return;
+            }
+            // Claimed before the read, so concurrent requests read once.
+            *read_at = Some(Instant::now());
+        }
+        match shared.store.receiving_faults().await {
+            Ok(f) => *self.receiving.write() = f.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the lab controls failed; keeping the last ones")
+            }
+        }
+    }
+
+    /// The faults in force (re-read first where they are shared).
+    pub async fn receiving(&self) -> ReceivingFaults {
+        self.refresh().await;
         *self.receiving.read()
     }
 
-    pub fn set_receiving(&self, patch: ReceivingFaultsPatch) -> Result<ReceivingFaults, CoreError> {
-        let mut current = self.receiving.write();
+    /// Applies a change; where the faults are shared it is stored first, so
+    /// an error changes nothing.
+    pub async fn set_receiving(
+        &self,
+        patch: ReceivingFaultsPatch,
+    ) -> Result<ReceivingFaults, CoreError> {
+        let current = self.receiving().await;
         let next = ReceivingFaults {
             latency_ms: patch.latency_ms.unwrap_or(current.latency_ms),
             latency_random: patch.latency_random.unwrap_or(current.latency_random),
@@ -79,12 +117,16 @@ impl LabControls {
         if !matches!(next.error_status, 500 | 503) {
             return Err(CoreError::Invalid("errorStatus must be 500 or 503".into()));
         }
-        *current = next;
+        if let Some(shared) = &self.shared {
+            shared.store.put_receiving_faults(&next).await?;
+        }
+        *self.receiving.write() = next;
         tracing::warn!(?next, "lab controls for /receiving/ changed");
         Ok(next)
     }
 
-    /// Rolls the dice for one request. Cheap when everything is off.
+    /// Rolls the dice for one request. Cheap when everything is off; callers
+    /// [`refresh`](Self::refresh) first where the faults are shared.
     pub fn verdict(&self) -> Verdict {
         let f = *self.receiving.read();
         let delay_ms = match (f.latency_ms, f.latency_random) {
@@ -103,10 +145,15 @@ impl LabControls {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    #[test]
-    fn off_by_default_and_validated() {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::error::StoreError;
+
+    #[tokio::test]
+    async fn off_by_default_and_validated() {
         let lab = LabControls::default();
         assert_eq!(
             lab.verdict(),
@@ -120,19 +167,22 @@ mod tests {
                 error_share: Some(1.5),
                 ..Default::default()
             })
+            .await
             .is_err());
         assert!(lab
             .set_receiving(ReceivingFaultsPatch {
                 error_status: Some(404),
                 ..Default::default()
             })
+            .await
             .is_err());
-        assert_eq!(lab.receiving(), ReceivingFaults::default());
+        assert_eq!(lab.receiving().await, ReceivingFaults::default());
         lab.set_receiving(ReceivingFaultsPatch {
             error_share: Some(1.0),
             latency_ms: Some(5),
             ..Default::default()
         })
+        .await
         .unwrap();
         assert_eq!(
             lab.verdict(),
@@ -141,5 +191,81 @@ mod tests {
                 fail_with: Some(503)
             }
         );
+    }
+
+    /// One store two instances share, as the Lambdas share a table.
+    #[derive(Default)]
+    struct Store {
+        faults: Mutex<Option<ReceivingFaults>>,
+        reads: AtomicUsize,
+        broken: AtomicBool,
+    }
+
+    #[async_trait]
+    impl LabStore for Store {
+        async fn receiving_faults(&self) -> Result<Option<ReceivingFaults>, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(StoreError("unavailable".into()));
+            }
+            Ok(*self.faults.lock())
+        }
+
+        async fn put_receiving_faults(&self, f: &ReceivingFaults) -> Result<(), StoreError> {
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(StoreError("unavailable".into()));
+            }
+            *self.faults.lock() = Some(*f);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_faults_reach_the_other_instances_within_the_refresh() {
+        let store = Arc::new(Store::default());
+        let every = Duration::from_millis(200);
+        let portal = LabControls::shared(store.clone(), every);
+        let fulfillment = LabControls::shared(store.clone(), every);
+
+        fulfillment.refresh().await;
+        fulfillment.refresh().await;
+        assert_eq!(
+            store.reads.load(Ordering::SeqCst),
+            1,
+            "one read per interval"
+        );
+
+        let set = portal
+            .set_receiving(ReceivingFaultsPatch {
+                error_share: Some(1.0),
+                error_status: Some(500),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.faults.lock().unwrap(), set);
+        // Still the faults read before, until the interval is over.
+        fulfillment.refresh().await;
+        assert_eq!(fulfillment.verdict().fail_with, None);
+        tokio::time::sleep(every + Duration::from_millis(20)).await;
+        fulfillment.refresh().await;
+        assert_eq!(fulfillment.verdict().fail_with, Some(500));
+
+        // A store that cannot be read keeps the last faults; one that cannot be
+        // written refuses the change and changes nothing.
+        store.broken.store(true, Ordering::SeqCst);
+        tokio::time::sleep(every + Duration::from_millis(20)).await;
+        fulfillment.refresh().await;
+        assert_eq!(fulfillment.verdict().fail_with, Some(500));
+        assert!(portal
+            .set_receiving(ReceivingFaultsPatch {
+                error_share: Some(0.0),
+                ..Default::default()
+            })
+            .await
+            .is_err());
+        assert_eq!(portal.receiving().await, set);
+        store.broken.store(false, Ordering::SeqCst);
+        assert_eq!(store.faults.lock().unwrap(), set);
     }
 }

@@ -221,14 +221,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn shared_faults_reach_the_other_instances_within_the_refresh() {
+    async fn shared_faults_reach_the_other_instances_after_the_refresh() {
         let store = Arc::new(Store::default());
-        let every = Duration::from_millis(200);
-        let portal = LabControls::shared(store.clone(), every);
-        let fulfillment = LabControls::shared(store.clone(), every);
+        let portal = LabControls::shared(store.clone(), Duration::ZERO);
+        // Two fulfillment instances: one within its refresh interval for the
+        // whole test, one whose interval is always over.
+        let cached = LabControls::shared(store.clone(), Duration::from_secs(3600));
+        let fresh = LabControls::shared(store.clone(), Duration::ZERO);
 
-        fulfillment.refresh().await;
-        fulfillment.refresh().await;
+        cached.refresh().await;
+        cached.refresh().await;
         assert_eq!(
             store.reads.load(Ordering::SeqCst),
             1,
@@ -244,19 +246,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.faults.lock().unwrap(), set);
-        // Still the faults read before, until the interval is over.
-        fulfillment.refresh().await;
-        assert_eq!(fulfillment.verdict().fail_with, None);
-        tokio::time::sleep(every + Duration::from_millis(20)).await;
-        fulfillment.refresh().await;
-        assert_eq!(fulfillment.verdict().fail_with, Some(500));
+        cached.refresh().await;
+        assert_eq!(
+            cached.verdict().fail_with,
+            None,
+            "not re-read within the interval"
+        );
+        fresh.refresh().await;
+        assert_eq!(fresh.verdict().fail_with, Some(500));
 
         // A store that cannot be read keeps the last faults; one that cannot be
         // written refuses the change and changes nothing.
         store.broken.store(true, Ordering::SeqCst);
-        tokio::time::sleep(every + Duration::from_millis(20)).await;
-        fulfillment.refresh().await;
-        assert_eq!(fulfillment.verdict().fail_with, Some(500));
+        fresh.refresh().await;
+        assert_eq!(fresh.verdict().fail_with, Some(500));
         assert!(portal
             .set_receiving(ReceivingFaultsPatch {
                 error_share: Some(0.0),
@@ -264,8 +267,8 @@ mod tests {
             })
             .await
             .is_err());
-        assert_eq!(portal.receiving().await, set);
         store.broken.store(false, Ordering::SeqCst);
         assert_eq!(store.faults.lock().unwrap(), set);
+        assert_eq!(portal.receiving().await, set);
     }
 }

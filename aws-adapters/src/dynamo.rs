@@ -21,8 +21,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Select, TransactWrite
 use aws_sdk_dynamodb::Client;
 use hq_core::clock::{minute_of, now_millis, Millis};
 use hq_core::domain::{
-    Amounts, ApiKey, Fulfillment, KeyId, KeyRecord, Rate, ReceivingFaults, TopicName, UserRecord,
-    UserTotals, Username, WINDOW_MINUTES,
+    Amounts, ApiKey, Fulfillment, KeyId, KeyRecord, Rate, ReceivingFaults, SurgeRecord, TopicName,
+    UserRecord, UserTotals, Username, WINDOW_MINUTES,
 };
 use hq_core::ports::{AccountStore, LabStore, Ledger, RateStore, Session, Written};
 use hq_core::StoreError;
@@ -785,6 +785,8 @@ impl RateStore for DynamoStore {
 /// The lab faults' item in the rates table: the facilitator's settings live
 /// together, and the key is no topic name, so [`RateStore::rates`] skips it.
 const LAB_RECEIVING: &str = "lab:receiving";
+/// Prefix of the surges' items in the rates table (then the surge's id).
+const SURGE: &str = "surge:";
 
 #[async_trait]
 impl LabStore for DynamoStore {
@@ -814,6 +816,54 @@ impl LabStore for DynamoStore {
             .send()
             .await
             .map_err(|e| aws_err("PutItem", table, e))?;
+        Ok(())
+    }
+
+    async fn surges(&self) -> Result<Vec<SurgeRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in scan_all(&self.client, &self.tables.rates).await? {
+            let Some(id) = get_s(&item, "topic")?.strip_prefix(SURGE) else {
+                continue;
+            };
+            let topic = get_s(&item, "surgeTopic")?;
+            out.push(SurgeRecord {
+                id: id.to_owned(),
+                topic: TopicName::parse(topic)
+                    .ok_or_else(|| StoreError(format!("surge {id}: unknown topic {topic}")))?,
+                starts_at: get_n(&item, "startsAt")?,
+                count: get_n(&item, "count")?,
+                seconds: get_n(&item, "seconds")?,
+            });
+        }
+        out.sort_by(|a, b| (a.starts_at, &a.id).cmp(&(b.starts_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn put_surge(&self, surge: &SurgeRecord) -> Result<(), StoreError> {
+        let table = &self.tables.rates;
+        self.client
+            .put_item()
+            .table_name(table)
+            .item("topic", s(format!("{SURGE}{}", surge.id)))
+            .item("surgeTopic", s(surge.topic.as_str()))
+            .item("startsAt", n(surge.starts_at))
+            .item("count", n(surge.count))
+            .item("seconds", n(surge.seconds))
+            .send()
+            .await
+            .map_err(|e| aws_err("PutItem", table, e))?;
+        Ok(())
+    }
+
+    async fn delete_surge(&self, surge: &SurgeRecord) -> Result<(), StoreError> {
+        let table = &self.tables.rates;
+        self.client
+            .delete_item()
+            .table_name(table)
+            .key("topic", s(format!("{SURGE}{}", surge.id)))
+            .send()
+            .await
+            .map_err(|e| aws_err("DeleteItem", table, e))?;
         Ok(())
     }
 }

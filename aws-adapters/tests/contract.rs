@@ -611,6 +611,26 @@ async fn lab_faults_are_shared(adapters: &AwsAdapters) {
     lab.put_receiving_faults(&off).await.unwrap();
     assert_eq!(lab.receiving_faults().await.unwrap(), Some(off));
     assert_eq!(adapters.store.rates().await.unwrap(), rates_before);
+
+    // Surges: stored, listed in start order, deleted; still no rate.
+    let surge = |id: &str, topic, starts_at| hq_core::domain::SurgeRecord {
+        id: id.into(),
+        topic,
+        starts_at,
+        count: 500,
+        seconds: 60,
+    };
+    assert!(lab.surges().await.unwrap().is_empty());
+    let later = surge("b", TopicName::Iridium, 2_000);
+    let sooner = surge("a", TopicName::Orders, 1_000);
+    lab.put_surge(&later).await.unwrap();
+    lab.put_surge(&sooner).await.unwrap();
+    assert_eq!(lab.surges().await.unwrap(), [sooner.clone(), later.clone()]);
+    lab.delete_surge(&sooner).await.unwrap();
+    assert_eq!(lab.surges().await.unwrap(), std::slice::from_ref(&later));
+    assert_eq!(lab.receiving_faults().await.unwrap(), Some(off));
+    assert_eq!(adapters.store.rates().await.unwrap(), rates_before);
+    lab.delete_surge(&later).await.unwrap();
 }
 
 #[tokio::test]

@@ -157,16 +157,23 @@ pub(crate) async fn surge(
     JsonBody(req): JsonBody<SurgeRequest>,
 ) -> Result<(http::StatusCode, Json<Value>), ApiError> {
     let t = topic(&req.topic)?;
-    let stream = s.order_stream.as_ref().ok_or_else(|| {
-        ApiError::new(
+    if let Some(stream) = &s.order_stream {
+        stream
+            .surge(t, req.count, req.seconds)
+            .map_err(|m| ApiError::bad_request("invalid", m))?;
+    } else if s.hq.lab.is_shared() {
+        // The publisher is another process (the scheduled Lambda): it finds
+        // the surge in the store.
+        s.hq.lab
+            .add_surge(t, req.count, req.seconds, hq_core::clock::now_millis())
+            .await?;
+    } else {
+        return Err(ApiError::new(
             http::StatusCode::NOT_IMPLEMENTED,
             "not_available",
             "no order publisher runs in this process",
-        )
-    })?;
-    stream
-        .surge(t, req.count, req.seconds)
-        .map_err(|m| ApiError::bad_request("invalid", m))?;
+        ));
+    }
     tracing::info!(
         topic = t.as_str(),
         count = req.count,

@@ -8,13 +8,14 @@
 //! neither repeat nor skip an order, whichever instance runs them, and the
 //! malformed share stays exact (order k's body depends on k alone).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
-use hq_core::domain::TopicName;
+use hq_core::domain::{SurgeRecord, TopicName};
 use hq_core::ports::OrderBus;
-use hq_core::services::RateService;
+use hq_core::services::{LabControls, RateService};
 use hq_core::CoreError;
-use order_publisher::schedule::{body_for, due_indices};
+use order_publisher::schedule::{body_for, due_indices, SurgePlan};
 
 /// Orders one invocation may publish at most (60 000/min is the highest rate
 /// accepted, three topics): a bound, not a limit met in practice.
@@ -50,65 +51,140 @@ fn since_epoch() -> Duration {
         .unwrap_or_default()
 }
 
+/// How often an invocation re-reads the stored surges while its interval
+/// runs: a surge the facilitator starts mid-interval begins within this.
+const SURGE_POLL: Duration = Duration::from_secs(5);
+
+type Due = (Duration, TopicName, &'static str, bool);
+
 /// Publishes the orders due in `(from, to]`, each at its instant (at once when
-/// already late). A failed publish is logged and counted, never retried into
-/// a burst.
+/// already late): the rates' orders, and those of the surges the facilitator
+/// stored (re-read every [`SURGE_POLL`] until the interval is over, so a surge
+/// started mid-interval is covered by this invocation). A failed publish is
+/// logged and counted, never retried into a burst.
 pub async fn publish_interval(
     rates: &RateService,
+    lab: &LabControls,
     bus: &dyn OrderBus,
     from: Duration,
     to: Duration,
 ) -> Result<Vec<TopicSummary>, CoreError> {
-    let mut orders = Vec::new();
+    let mut orders: Vec<Due> = Vec::new();
     let mut summaries = Vec::new();
+    let mut shares = Vec::new();
     for topic in TopicName::ALL {
         let rate = rates.rate(topic).await?;
         summaries.push(TopicSummary {
             topic: topic.as_str(),
             ..TopicSummary::default()
         });
+        shares.push((topic, rate.malformed_share));
         let period = if rate.rate_per_minute > 0.0 {
             60.0 / rate.rate_per_minute
         } else {
             0.0
         };
-        for k in due_indices(&rate, Duration::ZERO, from, to) {
-            if orders.len() >= MAX_ORDERS {
-                tracing::warn!(
-                    topic = topic.as_str(),
-                    "order cap reached for this interval"
-                );
-                break;
-            }
-            let seen = (k as f64 * rate.malformed_share.clamp(0.0, 1.0)).floor() as u64;
-            let (body, malformed) = body_for(topic, k, rate.malformed_share, seen);
-            orders.push((
-                Duration::from_secs_f64(k as f64 * period),
-                topic,
-                body,
-                malformed,
-            ));
-        }
+        let due = due_indices(&rate, Duration::ZERO, from, to)
+            .map(|k| (Duration::from_secs_f64(k as f64 * period), k));
+        push_orders(&mut orders, topic, rate.malformed_share, due);
     }
     orders.sort_by_key(|(at, ..)| *at);
-    for (at, topic, body, malformed) in orders {
-        let wait = at.saturating_sub(since_epoch());
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+
+    let mut known = HashSet::new();
+    let mut next = 0;
+    let mut next_poll = Duration::ZERO;
+    // Where surges are shared, the last poll happens once the interval is over.
+    let mut polled_after_end = !lab.is_shared();
+    loop {
+        let now = since_epoch();
+        if !polled_after_end && (now >= next_poll || now >= to) {
+            match lab.surges().await {
+                Ok(surges) => {
+                    for s in surges {
+                        if known.insert(s.id.clone()) {
+                            let share = shares
+                                .iter()
+                                .find(|(t, _)| *t == s.topic)
+                                .map_or(0.0, |(_, share)| *share);
+                            add_surge(&mut orders, next, &s, share, from, to);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the surges failed"),
+            }
+            polled_after_end = now >= to;
+            next_poll = now + SURGE_POLL;
         }
-        let Some(summary) = summaries.iter_mut().find(|s| s.topic == topic.as_str()) else {
-            continue;
-        };
-        match bus.publish(topic, body).await {
-            Ok(_) => {
-                summary.published += 1;
-                summary.malformed += malformed as u64;
+        // When to look at the surges again, if ever.
+        let poll_at = (!polled_after_end).then(|| next_poll.min(to));
+        match orders.get(next) {
+            Some(&(at, topic, body, malformed)) if at <= now => {
+                next += 1;
+                let Some(summary) = summaries.iter_mut().find(|s| s.topic == topic.as_str()) else {
+                    continue;
+                };
+                match bus.publish(topic, body).await {
+                    Ok(_) => {
+                        summary.published += 1;
+                        summary.malformed += malformed as u64;
+                    }
+                    Err(e) => {
+                        summary.failed += 1;
+                        tracing::warn!(topic = topic.as_str(), error = %e, "order not published");
+                    }
+                }
             }
-            Err(e) => {
-                summary.failed += 1;
-                tracing::warn!(topic = topic.as_str(), error = %e, "order not published");
+            Some(&(at, ..)) => {
+                let until = poll_at.map_or(at, |p| p.min(at));
+                tokio::time::sleep(until.saturating_sub(now)).await;
             }
+            None => match poll_at {
+                Some(p) => tokio::time::sleep(p.saturating_sub(now)).await,
+                None => break,
+            },
         }
     }
     Ok(summaries)
+}
+
+/// Adds orders `(at, k)` of `topic` (k picks the body, as in the all-in-one
+/// publisher), up to [`MAX_ORDERS`] in all.
+fn push_orders(
+    orders: &mut Vec<Due>,
+    topic: TopicName,
+    share: f64,
+    due: impl Iterator<Item = (Duration, u64)>,
+) {
+    for (at, k) in due {
+        if orders.len() >= MAX_ORDERS {
+            tracing::warn!(
+                topic = topic.as_str(),
+                "order cap reached for this interval"
+            );
+            return;
+        }
+        let seen = (k as f64 * share.clamp(0.0, 1.0)).floor() as u64;
+        let (body, malformed) = body_for(topic, k, share, seen);
+        orders.push((at, topic, body, malformed));
+    }
+}
+
+/// Adds a stored surge's orders due in `(from, to]` to those not yet sent
+/// (`orders[next..]`), keeping them in time order.
+fn add_surge(
+    orders: &mut Vec<Due>,
+    next: usize,
+    s: &SurgeRecord,
+    share: f64,
+    from: Duration,
+    to: Duration,
+) {
+    let start = Duration::from_millis(s.starts_at.max(0) as u64);
+    let Ok(plan) = SurgePlan::new(s.count, Duration::from_secs(s.seconds as u64), start) else {
+        tracing::warn!(surge = %s.id, "a stored surge is out of limits; skipped");
+        return;
+    };
+    let due = plan.due_in(from, to).map(|i| (plan.time_of(i), i as u64));
+    push_orders(orders, s.topic, share, due);
+    orders[next..].sort_by_key(|(at, ..)| *at);
 }

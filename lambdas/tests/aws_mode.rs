@@ -528,6 +528,16 @@ async fn the_lambdas_under_cargo_lambda_watch_run_a_workshop_on_moto() {
         .to_string(),
     )
     .unwrap();
+    // A surge from the console, stored for the publisher Lambda: 5 more
+    // iridium orders within the next second, inside the interval.
+    let surge = http
+        .post(watch.at("/admin/api/surge"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"topic": "iridium", "count": 5, "seconds": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(surge.status(), StatusCode::ACCEPTED);
     let invoked = tokio::task::spawn_blocking({
         let (port, event) = (watch.port, event.clone());
         move || {
@@ -558,7 +568,8 @@ async fn the_lambdas_under_cargo_lambda_watch_run_a_workshop_on_moto() {
         serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("invoke output: {out}"));
     for t in summary["topics"].as_array().expect("topics") {
         let published = t["published"].as_u64().unwrap();
-        assert!((2..=4).contains(&published), "{summary}");
+        let surged = if t["topic"] == "iridium" { 5 } else { 0 };
+        assert!((2 + surged..=4 + surged).contains(&published), "{summary}");
         assert_eq!(t["failed"], 0, "{summary}");
     }
     for ((_, r), message) in receivers.iter().zip([
@@ -575,7 +586,8 @@ async fn the_lambdas_under_cargo_lambda_watch_run_a_workshop_on_moto() {
             .iter()
             .filter(|n| n["Type"] == "Notification" && n["Message"] == message)
             .count();
-        assert!(orders >= 2, "{message}: {got:?}");
+        let surged = if message.contains("iridium") { 5 } else { 0 };
+        assert!(orders >= 2 + surged, "{message}: {got:?}");
     }
     drop(watch);
 }
@@ -792,5 +804,64 @@ fn a_scheduled_event_covers_the_interval_from_its_time() {
     assert!(
         from.as_secs() > 1_700_000_000,
         "a manual invoke covers from now"
+    );
+}
+
+/// A surge the facilitator starts while an invocation's interval runs is
+/// published by that invocation (the next one covers only later instants).
+#[tokio::test]
+async fn a_surge_started_mid_interval_is_published_by_the_running_invocation() {
+    use hq_core::domain::{RatePatch, TopicName};
+    let moto = moto::Moto::start().await;
+    let sdk = aws_adapters::sdk_config_for_endpoint(&moto.endpoint, "us-west-2").await;
+    let clients = Clients::new(&sdk);
+    let opts = BootstrapOptions {
+        tables: TableNames::prefixed("mid"),
+        ..BootstrapOptions::default()
+    };
+    let config = bootstrap(&clients, &opts).await.expect("bootstrap");
+    let wiring = hq_lambdas::Wiring::new(settings(), &clients, config, false);
+    let hq = wiring.hq.clone();
+    for topic in TopicName::ALL {
+        let paused = hq.rates.rate(topic).await.unwrap().patched(RatePatch {
+            paused: Some(true),
+            ..Default::default()
+        });
+        hq.rates.set_rate(topic, paused).await.unwrap();
+    }
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let (from, to) = (now, now + Duration::from_secs(2));
+    let started = Instant::now();
+    let invocation = tokio::spawn({
+        let (hq, bus) = (hq.clone(), wiring.adapters.bus.clone());
+        async move {
+            hq_lambdas::publisher::publish_interval(&hq.rates, &hq.lab, bus.as_ref(), from, to)
+                .await
+                .unwrap()
+        }
+    });
+    // After the invocation's first look at the surges.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    hq.lab
+        .add_surge(TopicName::Iridium, 4, 0, hq_core::clock::now_millis())
+        .await
+        .unwrap();
+    let summary = invocation.await.unwrap();
+    let published = |t: &str| summary.iter().find(|s| s.topic == t).unwrap().published;
+    assert_eq!(
+        (
+            published("orderTopic"),
+            published("iridium"),
+            published("magnesite")
+        ),
+        (0, 4, 0),
+        "{summary:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "ran until the interval was over"
     );
 }

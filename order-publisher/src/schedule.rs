@@ -20,9 +20,7 @@ use hq_core::domain::{Rate, TopicName};
 /// Orders due longer ago than this are skipped (counted), not sent in a burst,
 /// e.g. after the laptop slept.
 pub const MAX_LATENESS: Duration = Duration::from_secs(5);
-/// The largest surge accepted: N orders over S seconds.
-pub const MAX_SURGE_COUNT: u32 = 100_000;
-pub const MAX_SURGE_SECONDS: u32 = 3600;
+pub use hq_core::domain::{MAX_RUNNING_SURGES, MAX_SURGE_COUNT, MAX_SURGE_SECONDS};
 
 /// One order to publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,17 +107,61 @@ fn at(anchor: Duration, k: u64, period: f64) -> Duration {
     anchor + Duration::from_secs_f64(k as f64 * period)
 }
 
+/// `count` orders spread evenly over `over` from `start`, the first at once:
+/// the same instants for the in-process runner and the scheduled Lambda.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SurgePlan {
+    pub start: Duration,
+    pub count: u32,
+    pub over: Duration,
+}
+
+impl SurgePlan {
+    /// A plan within the limits, or what is wrong with it.
+    pub fn new(count: u32, over: Duration, start: Duration) -> Result<Self, String> {
+        hq_core::domain::check_surge(count, over)?;
+        Ok(Self { start, count, over })
+    }
+
+    /// When order `i` (0-based) is due.
+    pub fn time_of(&self, i: u32) -> Duration {
+        self.start + self.over.mul_f64(i as f64 / self.count as f64)
+    }
+
+    /// When the last order is due.
+    pub fn end(&self) -> Duration {
+        self.time_of(self.count - 1)
+    }
+
+    /// The orders due within `(from, to]`: back-to-back intervals cover each
+    /// order once, whichever instance runs them.
+    pub fn due_in(&self, from: Duration, to: Duration) -> std::ops::Range<u32> {
+        // Orders are in time order, so each bound is a partition point.
+        let first = |t: Duration| -> u32 {
+            let (mut lo, mut hi) = (0u32, self.count);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.time_of(mid) <= t {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        };
+        first(from)..first(to)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Surge {
-    start: Duration,
-    count: u32,
-    over: Duration,
+    plan: SurgePlan,
     sent: u32,
 }
 
 impl Surge {
     fn time_of(&self, i: u32) -> Duration {
-        self.start + self.over.mul_f64(i as f64 / self.count as f64)
+        self.plan.time_of(i)
     }
 }
 
@@ -183,21 +225,11 @@ impl Schedule {
     /// Adds `count` orders spread evenly over `over`, starting now (the first at
     /// once). Surges run even while the topic is paused: a facilitator asked.
     pub fn surge(&mut self, count: u32, over: Duration, now: Duration) -> Result<(), String> {
-        if count == 0 || count > MAX_SURGE_COUNT {
-            return Err(format!("count must be between 1 and {MAX_SURGE_COUNT}"));
-        }
-        if over > Duration::from_secs(MAX_SURGE_SECONDS as u64) {
-            return Err(format!("seconds must be at most {MAX_SURGE_SECONDS}"));
-        }
-        if self.surges.len() >= 16 {
+        let plan = SurgePlan::new(count, over, now)?;
+        if self.surges.len() >= MAX_RUNNING_SURGES {
             return Err("too many surges running on this topic".into());
         }
-        self.surges.push_back(Surge {
-            start: now,
-            count,
-            over,
-            sent: 0,
-        });
+        self.surges.push_back(Surge { plan, sent: 0 });
         Ok(())
     }
 
@@ -223,12 +255,12 @@ impl Schedule {
             }
         }
         for s in self.surges.iter_mut() {
-            while s.sent < s.count && s.time_of(s.sent) <= now {
+            while s.sent < s.plan.count && s.time_of(s.sent) <= now {
                 times.push(s.time_of(s.sent));
                 s.sent += 1;
             }
         }
-        self.surges.retain(|s| s.sent < s.count);
+        self.surges.retain(|s| s.sent < s.plan.count);
         times.sort();
         let mut out = Vec::with_capacity(times.len());
         for t in times {
@@ -393,6 +425,37 @@ mod tests {
         let mut s = Schedule::new(TopicName::Orders, rate(60.0), Duration::ZERO);
         s.surge(10, secs(1.0), Duration::ZERO).unwrap();
         assert_eq!(run(&mut s, 0.0, 10.0, 0.01).len(), 20);
+    }
+
+    #[test]
+    fn a_surge_plan_covers_each_order_once_over_back_to_back_intervals() {
+        let plan = SurgePlan::new(7, secs(3.0), secs(100.25)).unwrap();
+        assert_eq!(plan.time_of(0), secs(100.25));
+        assert_eq!(plan.end(), plan.time_of(6));
+        for step in [0.1, 0.5, 1.0, 3.0, 60.0] {
+            let mut covered = Vec::new();
+            let mut t = 99.0;
+            while t < 110.0 {
+                let (from, to) = (secs(t), secs(t + step));
+                for i in plan.due_in(from, to) {
+                    let at = plan.time_of(i);
+                    assert!(
+                        from < at && at <= to,
+                        "{i} at {at:?} not in ({from:?}, {to:?}]"
+                    );
+                    covered.push(i);
+                }
+                t += step;
+            }
+            assert_eq!(covered, (0..7).collect::<Vec<_>>(), "step {step}");
+        }
+        // All at once: every order at the start.
+        let burst = SurgePlan::new(3, Duration::ZERO, secs(5.0)).unwrap();
+        assert_eq!(burst.due_in(secs(4.0), secs(5.0)), 0..3);
+        assert_eq!(burst.due_in(secs(5.0), secs(6.0)), 3..3);
+        assert!(SurgePlan::new(0, secs(1.0), secs(0.0)).is_err());
+        assert!(SurgePlan::new(MAX_SURGE_COUNT + 1, secs(1.0), secs(0.0)).is_err());
+        assert!(SurgePlan::new(1, secs(MAX_SURGE_SECONDS as f64 + 1.0), secs(0.0)).is_err());
     }
 
     #[test]

@@ -11,7 +11,10 @@ mod topic;
 pub use account::{Password, SessionToken, UserRecord, Username};
 pub use amounts::{Amounts, AmountsError, MAX_AMOUNT};
 pub use api_key::{ApiKey, KeyId, KeyRecord, KeyStatus, KEY_LEN, KEY_LIFETIME_DAYS};
-pub use lab::ReceivingFaults;
+pub use lab::{
+    check_surge, ReceivingFaults, SurgeRecord, MAX_RUNNING_SURGES, MAX_SURGE_COUNT,
+    MAX_SURGE_SECONDS,
+};
 pub use leaderboard::{Leaderboard, LeaderboardEntry, UserTotals, WINDOW_MINUTES};
 pub use subscription::*;
 pub use topic::{Rate, RatePatch, TopicName, DEFAULT_RATE_PER_MINUTE};

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::domain::{
-    Fulfillment, KeyId, KeyRecord, Rate, ReceivingFaults, TopicName, UserRecord, UserTotals,
-    Username,
+    Fulfillment, KeyId, KeyRecord, Rate, ReceivingFaults, SurgeRecord, TopicName, UserRecord,
+    UserTotals, Username,
 };
 use crate::error::StoreError;
 
@@ -122,13 +122,18 @@ pub trait RateStore: Send + Sync + 'static {
     async fn put_rate(&self, topic: TopicName, rate: &Rate) -> Result<(), StoreError>;
 }
 
-/// The lab faults, where more than one process applies them (the AWS mode: the
-/// portal Lambda sets them, every fulfillment Lambda instance reads them).
+/// The lab controls, where more than one process applies them (the AWS mode:
+/// the portal Lambda sets them; every fulfillment Lambda instance reads the
+/// faults, the publisher Lambda the surges).
 #[async_trait]
 pub trait LabStore: Send + Sync + 'static {
     /// `None` when never set (everything off).
     async fn receiving_faults(&self) -> Result<Option<ReceivingFaults>, StoreError>;
     async fn put_receiving_faults(&self, faults: &ReceivingFaults) -> Result<(), StoreError>;
+    /// Every stored surge, running, upcoming or over.
+    async fn surges(&self) -> Result<Vec<SurgeRecord>, StoreError>;
+    async fn put_surge(&self, surge: &SurgeRecord) -> Result<(), StoreError>;
+    async fn delete_surge(&self, surge: &SurgeRecord) -> Result<(), StoreError>;
 }
 
 mod order_bus;

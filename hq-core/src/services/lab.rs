@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 
+use crate::clock::Millis;
 pub use crate::domain::ReceivingFaults;
+use crate::domain::{check_surge, SurgeRecord, TopicName, MAX_RUNNING_SURGES};
 use crate::error::CoreError;
 use crate::ports::LabStore;
 
@@ -52,6 +54,9 @@ impl LabControls {
     /// How stale another instance's view of the faults may be in the AWS mode:
     /// the lab is "applied at once" within this, at one read per instance.
     pub const REFRESH: Duration = Duration::from_secs(2);
+    /// How long a stored surge is kept after its end: a publisher that covers
+    /// an interval late still finds it.
+    pub const SURGE_KEPT: Millis = 3_600_000;
 
     /// Faults shared through `store` with the other instances, re-read at most
     /// every `refresh` ([`Self::REFRESH`] in HQ).
@@ -125,6 +130,61 @@ impl LabControls {
         Ok(next)
     }
 
+    /// Whether the controls are shared with other processes (the AWS mode).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Stores a surge of `count` orders on `topic` over `seconds`, starting
+    /// `now`, for a publisher in another process. Surges that ended over
+    /// [`Self::SURGE_KEPT`] ago are deleted first; at most
+    /// [`MAX_RUNNING_SURGES`] may be running or upcoming on one topic.
+    pub async fn add_surge(
+        &self,
+        topic: TopicName,
+        count: u32,
+        seconds: u32,
+        now: Millis,
+    ) -> Result<SurgeRecord, CoreError> {
+        let Some(shared) = &self.shared else {
+            return Err(CoreError::Invalid(
+                "no publisher shares surges in this mode".into(),
+            ));
+        };
+        check_surge(count, Duration::from_secs(seconds as u64)).map_err(CoreError::Invalid)?;
+        let mut running = 0;
+        for old in shared.store.surges().await? {
+            if old.ends_at() + Self::SURGE_KEPT < now {
+                shared.store.delete_surge(&old).await?;
+            } else if old.topic == topic && old.ends_at() >= now {
+                running += 1;
+            }
+        }
+        if running >= MAX_RUNNING_SURGES {
+            return Err(CoreError::Invalid(
+                "too many surges running on this topic".into(),
+            ));
+        }
+        let surge = SurgeRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            topic,
+            starts_at: now,
+            count,
+            seconds,
+        };
+        shared.store.put_surge(&surge).await?;
+        tracing::info!(topic = topic.as_str(), count, seconds, "surge stored");
+        Ok(surge)
+    }
+
+    /// The stored surges (none where the controls are not shared).
+    pub async fn surges(&self) -> Result<Vec<SurgeRecord>, CoreError> {
+        match &self.shared {
+            Some(shared) => Ok(shared.store.surges().await?),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Rolls the dice for one request. Cheap when everything is off; callers
     /// [`refresh`](Self::refresh) first where the faults are shared.
     pub fn verdict(&self) -> Verdict {
@@ -150,6 +210,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::domain::{MAX_SURGE_COUNT, MAX_SURGE_SECONDS};
     use crate::error::StoreError;
 
     #[tokio::test]
@@ -197,6 +258,7 @@ mod tests {
     #[derive(Default)]
     struct Store {
         faults: Mutex<Option<ReceivingFaults>>,
+        surges: Mutex<Vec<SurgeRecord>>,
         reads: AtomicUsize,
         broken: AtomicBool,
     }
@@ -216,6 +278,20 @@ mod tests {
                 return Err(StoreError("unavailable".into()));
             }
             *self.faults.lock() = Some(*f);
+            Ok(())
+        }
+
+        async fn surges(&self) -> Result<Vec<SurgeRecord>, StoreError> {
+            Ok(self.surges.lock().clone())
+        }
+
+        async fn put_surge(&self, surge: &SurgeRecord) -> Result<(), StoreError> {
+            self.surges.lock().push(surge.clone());
+            Ok(())
+        }
+
+        async fn delete_surge(&self, surge: &SurgeRecord) -> Result<(), StoreError> {
+            self.surges.lock().retain(|s| s.id != surge.id);
             Ok(())
         }
     }
@@ -270,5 +346,65 @@ mod tests {
         store.broken.store(false, Ordering::SeqCst);
         assert_eq!(store.faults.lock().unwrap(), set);
         assert_eq!(portal.receiving().await, set);
+    }
+
+    #[tokio::test]
+    async fn surges_are_checked_stored_limited_per_topic_and_pruned() {
+        use crate::domain::TopicName::{Iridium, Orders};
+        assert!(LabControls::default()
+            .add_surge(Orders, 10, 60, 0)
+            .await
+            .is_err());
+        assert!(LabControls::default().surges().await.unwrap().is_empty());
+
+        let store = Arc::new(Store::default());
+        let lab = LabControls::shared(store.clone(), Duration::ZERO);
+        let now = 10_000_000;
+        let old = |id: &str, starts_at| SurgeRecord {
+            id: id.into(),
+            topic: Orders,
+            starts_at,
+            count: 10,
+            seconds: 60,
+        };
+        store
+            .put_surge(&old("long-over", now - LabControls::SURGE_KEPT - 61_000))
+            .await
+            .unwrap();
+        store
+            .put_surge(&old("just-over", now - 120_000))
+            .await
+            .unwrap();
+
+        for (count, seconds) in [
+            (0, 60),
+            (MAX_SURGE_COUNT + 1, 60),
+            (10, MAX_SURGE_SECONDS + 1),
+        ] {
+            let e = lab.add_surge(Orders, count, seconds, now).await;
+            assert!(matches!(e, Err(CoreError::Invalid(_))), "{e:?}");
+        }
+        let mut added = Vec::new();
+        for _ in 0..MAX_RUNNING_SURGES {
+            added.push(lab.add_surge(Orders, 10, 60, now).await.unwrap());
+        }
+        let refused = lab.add_surge(Orders, 10, 60, now).await;
+        assert!(matches!(refused, Err(CoreError::Invalid(_))), "{refused:?}");
+        // The limit is per topic.
+        let iridium = lab.add_surge(Iridium, 5, 0, now).await.unwrap();
+        assert_eq!(
+            (iridium.starts_at, iridium.count, iridium.seconds),
+            (now, 5, 0)
+        );
+
+        let stored = lab.surges().await.unwrap();
+        assert_eq!(
+            stored.len(),
+            1 + MAX_RUNNING_SURGES + 1,
+            "the long-over one is pruned"
+        );
+        assert!(stored.iter().any(|s| s.id == "just-over"));
+        assert!(!stored.iter().any(|s| s.id == "long-over"));
+        assert!(added.iter().chain([&iridium]).all(|a| stored.contains(a)));
     }
 }

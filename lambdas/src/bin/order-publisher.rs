@@ -17,6 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let (from, to) = hq_lambdas::publisher::interval_of(&event.payload, interval);
         let summary = hq_lambdas::publisher::publish_interval(
             &wiring.hq.rates,
+            &wiring.hq.lab,
             wiring.adapters.bus.as_ref(),
             from,
             to,

@@ -28,6 +28,30 @@ pub struct ReceivingFaultsPatch {
     pub error_status: Option<u16>,
 }
 
+impl ReceivingFaultsPatch {
+    /// `current` with the fields given changed, if the result is valid.
+    fn apply(self, current: ReceivingFaults) -> Result<ReceivingFaults, CoreError> {
+        let next = ReceivingFaults {
+            latency_ms: self.latency_ms.unwrap_or(current.latency_ms),
+            latency_random: self.latency_random.unwrap_or(current.latency_random),
+            error_share: self.error_share.unwrap_or(current.error_share),
+            error_status: self.error_status.unwrap_or(current.error_status),
+        };
+        if next.latency_ms > 30_000 {
+            return Err(CoreError::Invalid("latencyMs must be at most 30000".into()));
+        }
+        if !next.error_share.is_finite() || !(0.0..=1.0).contains(&next.error_share) {
+            return Err(CoreError::Invalid(
+                "errorShare must be between 0 and 1".into(),
+            ));
+        }
+        if !matches!(next.error_status, 500 | 503) {
+            return Err(CoreError::Invalid("errorStatus must be 500 or 503".into()));
+        }
+        Ok(next)
+    }
+}
+
 /// What the lab controls decide for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
@@ -98,34 +122,28 @@ impl LabControls {
         *self.receiving.read()
     }
 
-    /// Applies a change; where the faults are shared it is stored first, so
-    /// an error changes nothing.
+    /// Applies a change. In this process alone it is one step under the lock;
+    /// where the faults are shared, it patches what the store holds now (not
+    /// this instance's copy, which may be up to a refresh old) and is stored
+    /// first, so an error changes nothing.
     pub async fn set_receiving(
         &self,
         patch: ReceivingFaultsPatch,
     ) -> Result<ReceivingFaults, CoreError> {
-        let current = self.receiving().await;
-        let next = ReceivingFaults {
-            latency_ms: patch.latency_ms.unwrap_or(current.latency_ms),
-            latency_random: patch.latency_random.unwrap_or(current.latency_random),
-            error_share: patch.error_share.unwrap_or(current.error_share),
-            error_status: patch.error_status.unwrap_or(current.error_status),
+        let next = match &self.shared {
+            None => {
+                let mut current = self.receiving.write();
+                *current = patch.apply(*current)?;
+                *current
+            }
+            Some(shared) => {
+                let stored = shared.store.receiving_faults().await?;
+                let next = patch.apply(stored.unwrap_or_default())?;
+                shared.store.put_receiving_faults(&next).await?;
+                *self.receiving.write() = next;
+                next
+            }
         };
-        if next.latency_ms > 30_000 {
-            return Err(CoreError::Invalid("latencyMs must be at most 30000".into()));
-        }
-        if !next.error_share.is_finite() || !(0.0..=1.0).contains(&next.error_share) {
-            return Err(CoreError::Invalid(
-                "errorShare must be between 0 and 1".into(),
-            ));
-        }
-        if !matches!(next.error_status, 500 | 503) {
-            return Err(CoreError::Invalid("errorStatus must be 500 or 503".into()));
-        }
-        if let Some(shared) = &self.shared {
-            shared.store.put_receiving_faults(&next).await?;
-        }
-        *self.receiving.write() = next;
         tracing::warn!(?next, "lab controls for /receiving/ changed");
         Ok(next)
     }
@@ -313,7 +331,7 @@ mod tests {
             "one read per interval"
         );
 
-        let set = portal
+        let first = portal
             .set_receiving(ReceivingFaultsPatch {
                 error_share: Some(1.0),
                 error_status: Some(500),
@@ -321,7 +339,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(store.faults.lock().unwrap(), set);
+        assert_eq!(store.faults.lock().unwrap(), first);
         cached.refresh().await;
         assert_eq!(
             cached.verdict().fail_with,
@@ -330,6 +348,21 @@ mod tests {
         );
         fresh.refresh().await;
         assert_eq!(fresh.verdict().fail_with, Some(500));
+
+        // A change through an instance whose copy is old patches what the
+        // store holds, not that copy.
+        let set = cached
+            .set_receiving(ReceivingFaultsPatch {
+                latency_ms: Some(7),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (set.error_share, set.error_status, set.latency_ms),
+            (1.0, 500, 7)
+        );
+        assert_eq!(store.faults.lock().unwrap(), set);
 
         // A store that cannot be read keeps the last faults; one that cannot be
         // written refuses the change and changes nothing.

@@ -26,25 +26,9 @@ use serde_json::{json, Value};
 const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 const PASSWORD: &str = "correct horse battery";
 
-/// Bodies the fulfiller might send wrongly, each with the error code HQ must
-/// name, in every mode.
-const BAD_BODIES: &[(&str, &str)] = &[
-    ("", "empty_body"),
-    ("{", "malformed_json"),
-    ("not json at all", "malformed_json"),
-    (r#"{"iridium": 1} trailing"#, "malformed_json"),
-    ("[]", "not_an_object"),
-    ("null", "not_an_object"),
-    ("{}", "nothing_fulfilled"),
-    (r#"{"gold": 1}"#, "unknown_resource"),
-    (r#"{"iridium": -1}"#, "invalid_amount"),
-    (r#"{"iridium": "1.5"}"#, "invalid_amount"),
-    (r#"{"iridium": true}"#, "invalid_amount"),
-    (r#"{"iridium": 1e400}"#, "malformed_json"),
-    (r#"{"iridium": 1001}"#, "amount_too_large"),
-    (r#"{"iridium": 0, "magnesite": 0}"#, "nothing_fulfilled"),
-    (r#"{"iridium": 1, "iridium": 1}"#, "duplicate_resource"),
-];
+#[path = "../../tests/src/bad_bodies.rs"]
+mod bad_bodies;
+use bad_bodies::BAD_BODIES;
 
 /// `cargo lambda watch` in its own process group, so dropping it stops the
 /// watcher and the function processes it started.

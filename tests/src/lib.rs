@@ -1,6 +1,7 @@
 //! Test helpers: [`TestApp`] starts the real all-in-one server on a random port
 //! with a fresh data dir, the way `main` does, and talks to it over HTTP.
 
+pub mod bad_bodies;
 pub mod browser;
 
 use std::sync::Arc;

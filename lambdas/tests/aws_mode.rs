@@ -522,6 +522,27 @@ async fn the_lambdas_under_cargo_lambda_watch_run_a_workshop_on_moto() {
         .await
         .unwrap();
     assert_eq!(surge.status(), StatusCode::ACCEPTED);
+    // Out of limits: a 400 naming the problem, and nothing stored (the
+    // summary below counts the one surge above only).
+    for bad in [
+        json!({"topic": "iridium", "count": 0, "seconds": 1}),
+        json!({"topic": "iridium", "count": 5, "seconds": 3601}),
+    ] {
+        let (status, body) = json_of(
+            http.post(watch.at("/admin/api/surge"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&bad)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, &body["error"]),
+            (StatusCode::BAD_REQUEST, &json!("invalid")),
+            "{bad}: {body}"
+        );
+    }
     let invoked = tokio::task::spawn_blocking({
         let (port, event) = (watch.port, event.clone());
         move || {

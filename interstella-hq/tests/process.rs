@@ -297,19 +297,27 @@ fn json_logs_carry_the_request_id_and_never_a_key() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(!stderr.contains(&key), "a key was logged");
-    let mut served = 0;
+    let is_request_id = |v: &Value| v.as_str().is_some_and(|id| id.len() == 36);
+    let (mut served, mut fulfillments, mut in_handlers) = (0, 0, 0);
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         if v["message"] == "served" {
-            assert!(
-                v["span"]["request_id"]
-                    .as_str()
-                    .is_some_and(|id| id.len() == 36),
-                "{line}"
-            );
+            // One line per request, naming it itself (the fulfillment API has no span).
+            assert!(is_request_id(&v["request_id"]), "{line}");
+            assert!(v["route"].is_string() && v["status"].is_u64(), "{line}");
             served += 1;
+            fulfillments += usize::from(v["route"] == "/receiving/");
+        }
+        if ["attendee signed up", "attendee signed in", "API key issued"]
+            .contains(&v["message"].as_str().unwrap_or_default())
+        {
+            // What a handler logs carries its request's id through the span.
+            assert!(is_request_id(&v["span"]["request_id"]), "{line}");
+            in_handlers += 1;
         }
     }
     assert!(served >= 4, "one line per request");
+    assert_eq!(fulfillments, 1, "the fulfillment's line (debug level)");
+    assert_eq!(in_handlers, 3, "signup, login and key issue are logged");
 }

@@ -812,28 +812,38 @@ fn a_scheduled_event_covers_the_interval_from_its_time() {
     );
 }
 
-/// A surge the facilitator starts while an invocation's interval runs is
-/// published by that invocation (the next one covers only later instants).
-#[tokio::test]
-async fn a_surge_started_mid_interval_is_published_by_the_running_invocation() {
+/// The Lambdas' wiring on a fresh moto (tables prefixed `prefix`), with every
+/// topic's base rate paused so that only surges publish. Keep the `Moto`: it
+/// stops when dropped.
+async fn lambdas_with_paused_rates(prefix: &str) -> (moto::Moto, hq_lambdas::Wiring) {
     use hq_core::domain::{RatePatch, TopicName};
     let moto = moto::Moto::start().await;
     let sdk = aws_adapters::sdk_config_for_endpoint(&moto.endpoint, "us-west-2").await;
     let clients = Clients::new(&sdk);
     let opts = BootstrapOptions {
-        tables: TableNames::prefixed("mid"),
+        tables: TableNames::prefixed(prefix),
         ..BootstrapOptions::default()
     };
     let config = bootstrap(&clients, &opts).await.expect("bootstrap");
     let wiring = hq_lambdas::Wiring::new(settings(), &clients, config, false);
-    let hq = wiring.hq.clone();
+    let rates = &wiring.hq.rates;
     for topic in TopicName::ALL {
-        let paused = hq.rates.rate(topic).await.unwrap().patched(RatePatch {
+        let paused = rates.rate(topic).await.unwrap().patched(RatePatch {
             paused: Some(true),
             ..Default::default()
         });
-        hq.rates.set_rate(topic, paused).await.unwrap();
+        rates.set_rate(topic, paused).await.unwrap();
     }
+    (moto, wiring)
+}
+
+/// A surge the facilitator starts while an invocation's interval runs is
+/// published by that invocation (the next one covers only later instants).
+#[tokio::test]
+async fn a_surge_started_mid_interval_is_published_by_the_running_invocation() {
+    use hq_core::domain::TopicName;
+    let (_moto, wiring) = lambdas_with_paused_rates("mid").await;
+    let hq = wiring.hq.clone();
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -869,4 +879,146 @@ async fn a_surge_started_mid_interval_is_published_by_the_running_invocation() {
         started.elapsed() >= Duration::from_secs(2),
         "ran until the interval was over"
     );
+}
+
+/// The SNS adapter, counting the calls the publisher makes through it.
+struct CountingBus {
+    inner: std::sync::Arc<dyn hq_core::ports::OrderBus>,
+    publishes: std::sync::atomic::AtomicUsize,
+    batches: parking_lot::Mutex<Vec<usize>>,
+    /// When the last call answered.
+    last: parking_lot::Mutex<Option<Instant>>,
+}
+
+#[async_trait::async_trait]
+impl hq_core::ports::OrderBus for CountingBus {
+    fn topic_arn(&self, topic: hq_core::domain::TopicName) -> String {
+        self.inner.topic_arn(topic)
+    }
+    async fn subscribe(
+        &self,
+        topic: hq_core::domain::TopicName,
+        endpoint: &hq_core::domain::Endpoint,
+        owner: Option<&hq_core::domain::Username>,
+    ) -> Result<hq_core::domain::SubscriptionView, hq_core::ports::BusError> {
+        self.inner.subscribe(topic, endpoint, owner).await
+    }
+    async fn unsubscribe(&self, arn: &str) -> Result<(), hq_core::ports::BusError> {
+        self.inner.unsubscribe(arn).await
+    }
+    async fn subscription(
+        &self,
+        arn_or_id: &str,
+    ) -> Result<Option<hq_core::domain::SubscriptionView>, hq_core::ports::BusError> {
+        self.inner.subscription(arn_or_id).await
+    }
+    async fn list_subscriptions(
+        &self,
+        filter: hq_core::ports::SubscriptionFilter<'_>,
+    ) -> Result<Vec<hq_core::domain::SubscriptionView>, hq_core::ports::BusError> {
+        self.inner.list_subscriptions(filter).await
+    }
+    async fn publish(
+        &self,
+        topic: hq_core::domain::TopicName,
+        message: &str,
+    ) -> Result<String, hq_core::ports::BusError> {
+        self.publishes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out = self.inner.publish(topic, message).await;
+        *self.last.lock() = Some(Instant::now());
+        out
+    }
+    async fn publish_batch(
+        &self,
+        topic: hq_core::domain::TopicName,
+        messages: &[String],
+    ) -> Result<Vec<String>, hq_core::ports::BusError> {
+        self.batches.lock().push(messages.len());
+        let out = self.inner.publish_batch(topic, messages).await;
+        *self.last.lock() = Some(Instant::now());
+        out
+    }
+}
+
+/// A surge of thousands of orders due at once goes out in batches of 10 over a
+/// few calls in flight, not one SNS round trip per order (which at a few
+/// milliseconds each would leave it minutes behind its schedule).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_surge_is_published_in_batches_of_ten() {
+    use hq_core::domain::{RatePatch, TopicName};
+    let (_moto, wiring) = lambdas_with_paused_rates("big").await;
+    let hq = wiring.hq.clone();
+    // Malformed orders are part of the surge too: a tenth of them.
+    let share = hq
+        .rates
+        .rate(TopicName::Magnesite)
+        .await
+        .unwrap()
+        .patched(RatePatch {
+            malformed_share: Some(0.1),
+            ..Default::default()
+        });
+    hq.rates
+        .set_rate(TopicName::Magnesite, share)
+        .await
+        .unwrap();
+    const IRIDIUM: u32 = 2_000;
+    const MAGNESITE: u32 = 505;
+    let now_ms = hq_core::clock::now_millis();
+    hq.lab
+        .add_surge(TopicName::Iridium, IRIDIUM, 0, now_ms)
+        .await
+        .unwrap();
+    hq.lab
+        .add_surge(TopicName::Magnesite, MAGNESITE, 0, now_ms)
+        .await
+        .unwrap();
+
+    let bus = CountingBus {
+        inner: wiring.adapters.bus.clone(),
+        publishes: Default::default(),
+        batches: Default::default(),
+        last: Default::default(),
+    };
+    let from = Duration::from_millis(now_ms as u64 - 1);
+    let to = from + Duration::from_secs(1);
+    let started = Instant::now();
+    let summary = hq_lambdas::publisher::publish_interval(&hq.rates, &hq.lab, &bus, from, to)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let sent = bus.last.lock().map(|t| t - started);
+    let batches = bus.batches.lock().clone();
+    let publishes = bus.publishes.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "{} orders due at once: {} PublishBatch calls, {publishes} Publish calls; the last answered after {sent:?}; the invocation (a 1 s interval) took {took:?}",
+        IRIDIUM + MAGNESITE,
+        batches.len()
+    );
+    let of = |t: &str| summary.iter().find(|s| s.topic == t).unwrap().clone();
+    assert_eq!(
+        (of("iridium").published, of("magnesite").published),
+        (IRIDIUM as u64, MAGNESITE as u64),
+        "{summary:?}"
+    );
+    assert_eq!(of("orderTopic").published, 0, "{summary:?}");
+    assert!(summary.iter().all(|s| s.failed == 0), "{summary:?}");
+    assert_eq!(
+        of("magnesite").malformed,
+        50,
+        "a tenth, as scheduled: {summary:?}"
+    );
+    assert_eq!(publishes, 0);
+    assert!(
+        batches.iter().all(|&n| (1..=10).contains(&n)),
+        "{batches:?}"
+    );
+    assert_eq!(
+        batches.iter().sum::<usize>(),
+        (IRIDIUM + MAGNESITE) as usize
+    );
+    // 200 full iridium batches, 50 full magnesite ones and its last 5 (plus
+    // at most one partial batch per topic where the calls in flight split).
+    assert!(batches.len() <= 251 + 2 * 32, "{} calls", batches.len());
 }

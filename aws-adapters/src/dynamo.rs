@@ -24,7 +24,7 @@ use hq_core::domain::{
     Amounts, ApiKey, Fulfillment, KeyId, KeyRecord, Rate, ReceivingFaults, SurgeRecord, TopicName,
     UserRecord, UserTotals, Username, WINDOW_MINUTES,
 };
-use hq_core::ports::{AccountStore, LabStore, Ledger, RateStore, Session, Written};
+use hq_core::ports::{AccountStore, LabStore, Ledger, RateStore, Session, Versioned, Written};
 use hq_core::StoreError;
 
 use crate::config::TableNames;
@@ -129,6 +129,23 @@ where
         "DynamoDB {op} on table {table}: {}",
         DisplayErrorContext(&e)
     ))
+}
+
+/// A conditional `PutItem`'s outcome: a failed condition is a [`Written::Conflict`].
+fn conditional_put<T>(
+    out: Result<T, SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError>>,
+    table: &str,
+) -> Result<Written, StoreError> {
+    match out {
+        Ok(_) => Ok(Written::Done),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            Ok(Written::Conflict)
+        }
+        Err(e) => Err(aws_err("PutItem", table, e)),
+    }
 }
 
 fn build_err(e: impl std::fmt::Display) -> StoreError {
@@ -268,16 +285,7 @@ impl AccountStore for DynamoStore {
             .expression_attribute_names("#u", "username")
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(Written::Done),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Written::Conflict)
-            }
-            Err(e) => Err(aws_err("PutItem", table, e)),
-        }
+        conditional_put(out, table)
     }
 
     async fn get_user(&self, username: &Username) -> Result<Option<UserRecord>, StoreError> {
@@ -790,22 +798,33 @@ const SURGE: &str = "surge:";
 
 #[async_trait]
 impl LabStore for DynamoStore {
-    async fn receiving_faults(&self) -> Result<Option<ReceivingFaults>, StoreError> {
+    async fn receiving_faults(&self) -> Result<Option<Versioned<ReceivingFaults>>, StoreError> {
         let Some(item) = self.get(&self.tables.rates, "topic", LAB_RECEIVING).await? else {
             return Ok(None);
         };
         let item = &item;
-        Ok(Some(ReceivingFaults {
+        let value = ReceivingFaults {
             latency_ms: get_n(item, "latencyMs")?,
             latency_random: get_bool(item, "latencyRandom"),
             error_share: get_n(item, "errorShare")?,
             error_status: get_n(item, "errorStatus")?,
-        }))
+        };
+        // Items stored before versions existed count as version 0.
+        let version = match item.get("version") {
+            Some(_) => get_n(item, "version")?,
+            None => 0,
+        };
+        Ok(Some(Versioned { value, version }))
     }
 
-    async fn put_receiving_faults(&self, f: &ReceivingFaults) -> Result<(), StoreError> {
+    async fn put_receiving_faults(
+        &self,
+        f: &ReceivingFaults,
+        expected: Option<u64>,
+    ) -> Result<Written, StoreError> {
         let table = &self.tables.rates;
-        self.client
+        let put = self
+            .client
             .put_item()
             .table_name(table)
             .item("topic", s(LAB_RECEIVING))
@@ -813,10 +832,22 @@ impl LabStore for DynamoStore {
             .item("latencyRandom", AttributeValue::Bool(f.latency_random))
             .item("errorShare", n(f.error_share))
             .item("errorStatus", n(f.error_status))
-            .send()
-            .await
-            .map_err(|e| aws_err("PutItem", table, e))?;
-        Ok(())
+            .item("version", n(Versioned::<ReceivingFaults>::next(expected)));
+        let put = match expected {
+            None => put
+                .condition_expression("attribute_not_exists(#k)")
+                .expression_attribute_names("#k", "topic"),
+            // Stored before versions existed.
+            Some(0) => put
+                .condition_expression("attribute_exists(#k) AND attribute_not_exists(#v)")
+                .expression_attribute_names("#k", "topic")
+                .expression_attribute_names("#v", "version"),
+            Some(v) => put
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(v)),
+        };
+        conditional_put(put.send().await, table)
     }
 
     async fn surges(&self) -> Result<Vec<SurgeRecord>, StoreError> {

@@ -21,7 +21,9 @@ use hq_core::domain::{
     Amounts, Endpoint, EndpointPolicy, Fulfillment, KeyRecord, Rate, SubscriptionStatus, TopicName,
     UserRecord, Username,
 };
-use hq_core::ports::{BusError, KeyGateway, OrderBus, Session, SubscriptionFilter, Written};
+use hq_core::ports::{
+    BusError, KeyGateway, OrderBus, Session, SubscriptionFilter, Versioned, Written,
+};
 use hq_core::Ports;
 
 fn user(name: &str) -> Username {
@@ -539,7 +541,7 @@ async fn aws_adapters_pass_the_port_contract() {
 
     let adapters = AwsAdapters::new(&clients, config.clone());
     port_contract(&adapters.ports(), "aws").await;
-    lab_faults_are_shared(&adapters).await;
+    lab_faults_are_shared(&adapters, &clients.dynamodb).await;
 
     let receiver = receiver::Receiver::start("/order/").await;
     bus_contract(adapters.bus.as_ref(), &receiver.url).await;
@@ -586,7 +588,7 @@ async fn aws_adapters_pass_the_port_contract() {
 }
 
 /// The lab faults round-trip through the rates table without becoming a rate.
-async fn lab_faults_are_shared(adapters: &AwsAdapters) {
+async fn lab_faults_are_shared(adapters: &AwsAdapters, dynamodb: &aws_sdk_dynamodb::Client) {
     use hq_core::ports::RateStore;
     use hq_core::services::ReceivingFaults;
     let lab = adapters
@@ -605,12 +607,60 @@ async fn lab_faults_are_shared(adapters: &AwsAdapters) {
         error_share: 0.35,
         error_status: 500,
     };
-    lab.put_receiving_faults(&faults).await.unwrap();
-    assert_eq!(lab.receiving_faults().await.unwrap(), Some(faults));
+    let at = |value, version| Some(Versioned { value, version });
+    assert_eq!(
+        lab.put_receiving_faults(&faults, None).await.unwrap(),
+        Written::Done
+    );
+    assert_eq!(lab.receiving_faults().await.unwrap(), at(faults, 1));
+    // Conditional on the version: a writer that read an older one (or none)
+    // writes nothing.
     let off = ReceivingFaults::default();
-    lab.put_receiving_faults(&off).await.unwrap();
-    assert_eq!(lab.receiving_faults().await.unwrap(), Some(off));
+    for stale in [None, Some(0), Some(2)] {
+        assert_eq!(
+            lab.put_receiving_faults(&off, stale).await.unwrap(),
+            Written::Conflict,
+            "{stale:?}"
+        );
+    }
+    assert_eq!(lab.receiving_faults().await.unwrap(), at(faults, 1));
+    assert_eq!(
+        lab.put_receiving_faults(&off, Some(1)).await.unwrap(),
+        Written::Done
+    );
+    assert_eq!(lab.receiving_faults().await.unwrap(), at(off, 2));
     assert_eq!(adapters.store.rates().await.unwrap(), rates_before);
+
+    // An item stored before versions existed reads as version 0, and a write
+    // expecting 0 replaces it.
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let n = |v: &str| Av::N(v.into());
+    dynamodb
+        .put_item()
+        .table_name("contract-rates")
+        .item("topic", Av::S("lab:receiving".into()))
+        .item("latencyMs", n("40"))
+        .item("latencyRandom", Av::Bool(false))
+        .item("errorShare", n("0"))
+        .item("errorStatus", n("503"))
+        .send()
+        .await
+        .unwrap();
+    let legacy = ReceivingFaults {
+        latency_ms: 40,
+        ..ReceivingFaults::default()
+    };
+    assert_eq!(lab.receiving_faults().await.unwrap(), at(legacy, 0));
+    assert_eq!(
+        lab.put_receiving_faults(&off, Some(0)).await.unwrap(),
+        Written::Done
+    );
+    assert_eq!(lab.receiving_faults().await.unwrap(), at(off, 1));
+    assert_eq!(
+        lab.put_receiving_faults(&off, Some(0)).await.unwrap(),
+        Written::Conflict,
+        "versioned now"
+    );
 
     // Surges: stored, listed in start order, deleted; still no rate.
     let surge = |id: &str, topic, starts_at| hq_core::domain::SurgeRecord {
@@ -628,7 +678,7 @@ async fn lab_faults_are_shared(adapters: &AwsAdapters) {
     assert_eq!(lab.surges().await.unwrap(), [sooner.clone(), later.clone()]);
     lab.delete_surge(&sooner).await.unwrap();
     assert_eq!(lab.surges().await.unwrap(), std::slice::from_ref(&later));
-    assert_eq!(lab.receiving_faults().await.unwrap(), Some(off));
+    assert_eq!(lab.receiving_faults().await.unwrap(), at(off, 1));
     assert_eq!(adapters.store.rates().await.unwrap(), rates_before);
     lab.delete_surge(&later).await.unwrap();
 }

@@ -30,6 +30,21 @@ pub enum Written {
     Conflict,
 }
 
+/// A stored value and its version, for writes conditional on the version.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+impl<T> Versioned<T> {
+    /// The version a write stores when it expects `expected` (`None`: never
+    /// set; 0: stored before versions existed).
+    pub fn next(expected: Option<u64>) -> u64 {
+        expected.map_or(1, |v| v + 1)
+    }
+}
+
 /// Attendee accounts, their API key and their sessions.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
@@ -127,9 +142,17 @@ pub trait RateStore: Send + Sync + 'static {
 /// faults, the publisher Lambda the surges).
 #[async_trait]
 pub trait LabStore: Send + Sync + 'static {
-    /// `None` when never set (everything off).
-    async fn receiving_faults(&self) -> Result<Option<ReceivingFaults>, StoreError>;
-    async fn put_receiving_faults(&self, faults: &ReceivingFaults) -> Result<(), StoreError>;
+    /// The faults and the version they were stored as; `None` when never set
+    /// (everything off).
+    async fn receiving_faults(&self) -> Result<Option<Versioned<ReceivingFaults>>, StoreError>;
+    /// Stores `faults` as the next version if the stored version is still
+    /// `expected` (`None`: never set); `Conflict` (nothing written) if another
+    /// change came first. Two facilitators' changes then never undo each other.
+    async fn put_receiving_faults(
+        &self,
+        faults: &ReceivingFaults,
+        expected: Option<u64>,
+    ) -> Result<Written, StoreError>;
     /// Every stored surge, running, upcoming or over.
     async fn surges(&self) -> Result<Vec<SurgeRecord>, StoreError>;
     async fn put_surge(&self, surge: &SurgeRecord) -> Result<(), StoreError>;

@@ -16,7 +16,7 @@ use crate::clock::Millis;
 pub use crate::domain::ReceivingFaults;
 use crate::domain::{check_surge, SurgeRecord, TopicName, MAX_RUNNING_SURGES};
 use crate::error::CoreError;
-use crate::ports::LabStore;
+use crate::ports::{LabStore, Versioned, Written};
 
 /// A change to the faults: only the fields given change.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -72,6 +72,21 @@ struct Shared {
     refresh: Duration,
     /// When the store was last read (`None`: never).
     read_at: Mutex<Option<Instant>>,
+    /// The newest version of the faults this instance holds. A read that
+    /// started before this instance's own change and answers after it is
+    /// older, and is dropped rather than undo the change.
+    version: Mutex<u64>,
+}
+
+impl Shared {
+    /// Takes `faults` as this instance's copy unless it holds a newer version.
+    fn adopt(&self, faults: &RwLock<ReceivingFaults>, value: ReceivingFaults, version: u64) {
+        let mut held = self.version.lock();
+        if version >= *held {
+            *held = version;
+            *faults.write() = value;
+        }
+    }
 }
 
 impl LabControls {
@@ -91,6 +106,7 @@ impl LabControls {
                 store,
                 refresh,
                 read_at: Mutex::new(None),
+                version: Mutex::new(0),
             }),
         }
     }
@@ -109,7 +125,8 @@ impl LabControls {
             *read_at = Some(Instant::now());
         }
         match shared.store.receiving_faults().await {
-            Ok(f) => *self.receiving.write() = f.unwrap_or_default(),
+            Ok(Some(f)) => shared.adopt(&self.receiving, f.value, f.version),
+            Ok(None) => shared.adopt(&self.receiving, ReceivingFaults::default(), 0),
             Err(e) => {
                 tracing::warn!(error = %e, "reading the lab controls failed; keeping the last ones")
             }
@@ -122,9 +139,14 @@ impl LabControls {
         *self.receiving.read()
     }
 
+    /// How often a shared change is tried again when another change came
+    /// between its read and its write.
+    const SET_ATTEMPTS: usize = 5;
+
     /// Applies a change. In this process alone it is one step under the lock;
     /// where the faults are shared, it patches what the store holds now (not
-    /// this instance's copy, which may be up to a refresh old) and is stored
+    /// this instance's copy, which may be up to a refresh old), written only if
+    /// nobody changed them since (else read again and retried), and is stored
     /// first, so an error changes nothing.
     pub async fn set_receiving(
         &self,
@@ -136,16 +158,33 @@ impl LabControls {
                 *current = patch.apply(*current)?;
                 *current
             }
-            Some(shared) => {
-                let stored = shared.store.receiving_faults().await?;
-                let next = patch.apply(stored.unwrap_or_default())?;
-                shared.store.put_receiving_faults(&next).await?;
-                *self.receiving.write() = next;
-                next
-            }
+            Some(shared) => self.set_shared(shared, patch).await?,
         };
         tracing::warn!(?next, "lab controls for /receiving/ changed");
         Ok(next)
+    }
+
+    async fn set_shared(
+        &self,
+        shared: &Shared,
+        patch: ReceivingFaultsPatch,
+    ) -> Result<ReceivingFaults, CoreError> {
+        for _ in 0..Self::SET_ATTEMPTS {
+            let stored = shared.store.receiving_faults().await?;
+            let next = patch.apply(stored.map(|f| f.value).unwrap_or_default())?;
+            let expected = stored.map(|f| f.version);
+            match shared.store.put_receiving_faults(&next, expected).await? {
+                Written::Done => {
+                    let version = Versioned::<ReceivingFaults>::next(expected);
+                    shared.adopt(&self.receiving, next, version);
+                    return Ok(next);
+                }
+                Written::Conflict => continue,
+            }
+        }
+        Err(CoreError::Store(crate::error::StoreError(
+            "the lab controls kept changing during this change; try again".into(),
+        )))
     }
 
     /// Whether the controls are shared with other processes (the AWS mode).
@@ -275,28 +314,65 @@ mod tests {
     /// One store two instances share, as the Lambdas share a table.
     #[derive(Default)]
     struct Store {
-        faults: Mutex<Option<ReceivingFaults>>,
+        faults: Mutex<Option<Versioned<ReceivingFaults>>>,
         surges: Mutex<Vec<SurgeRecord>>,
         reads: AtomicUsize,
         broken: AtomicBool,
+        /// Stages races: this many of the next reads wait at the barrier
+        /// after reading.
+        hold: Mutex<Option<(Arc<tokio::sync::Barrier>, usize)>>,
+    }
+
+    impl Store {
+        fn value(&self) -> ReceivingFaults {
+            self.faults.lock().expect("stored").value
+        }
+
+        fn hold_reads(&self, reads: usize, parties: usize) -> Arc<tokio::sync::Barrier> {
+            let barrier = Arc::new(tokio::sync::Barrier::new(parties));
+            *self.hold.lock() = Some((barrier.clone(), reads));
+            barrier
+        }
     }
 
     #[async_trait]
     impl LabStore for Store {
-        async fn receiving_faults(&self) -> Result<Option<ReceivingFaults>, StoreError> {
+        async fn receiving_faults(&self) -> Result<Option<Versioned<ReceivingFaults>>, StoreError> {
             self.reads.fetch_add(1, Ordering::SeqCst);
             if self.broken.load(Ordering::SeqCst) {
                 return Err(StoreError("unavailable".into()));
             }
-            Ok(*self.faults.lock())
+            let read = *self.faults.lock();
+            let hold = match &mut *self.hold.lock() {
+                Some((barrier, n)) if *n > 0 => {
+                    *n -= 1;
+                    Some(barrier.clone())
+                }
+                _ => None,
+            };
+            if let Some(barrier) = hold {
+                barrier.wait().await;
+            }
+            Ok(read)
         }
 
-        async fn put_receiving_faults(&self, f: &ReceivingFaults) -> Result<(), StoreError> {
+        async fn put_receiving_faults(
+            &self,
+            f: &ReceivingFaults,
+            expected: Option<u64>,
+        ) -> Result<Written, StoreError> {
             if self.broken.load(Ordering::SeqCst) {
                 return Err(StoreError("unavailable".into()));
             }
-            *self.faults.lock() = Some(*f);
-            Ok(())
+            let mut stored = self.faults.lock();
+            if stored.map(|v| v.version) != expected {
+                return Ok(Written::Conflict);
+            }
+            *stored = Some(Versioned {
+                value: *f,
+                version: Versioned::<ReceivingFaults>::next(expected),
+            });
+            Ok(Written::Done)
         }
 
         async fn surges(&self) -> Result<Vec<SurgeRecord>, StoreError> {
@@ -339,7 +415,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(store.faults.lock().unwrap(), first);
+        assert_eq!(store.value(), first);
         cached.refresh().await;
         assert_eq!(
             cached.verdict().fail_with,
@@ -362,7 +438,7 @@ mod tests {
             (set.error_share, set.error_status, set.latency_ms),
             (1.0, 500, 7)
         );
-        assert_eq!(store.faults.lock().unwrap(), set);
+        assert_eq!(store.value(), set);
 
         // A store that cannot be read keeps the last faults; one that cannot be
         // written refuses the change and changes nothing.
@@ -377,8 +453,75 @@ mod tests {
             .await
             .is_err());
         store.broken.store(false, Ordering::SeqCst);
-        assert_eq!(store.faults.lock().unwrap(), set);
+        assert_eq!(store.value(), set);
         assert_eq!(portal.receiving().await, set);
+    }
+
+    /// Two facilitators change different faults at the same moment, through
+    /// two portal instances: both reads happen before either write. The
+    /// second write finds the version moved on, reads again and patches the
+    /// first one's result, so neither change is lost.
+    #[tokio::test]
+    async fn concurrent_changes_through_two_instances_both_hold() {
+        let store = Arc::new(Store::default());
+        let a = LabControls::shared(store.clone(), Duration::ZERO);
+        let b = LabControls::shared(store.clone(), Duration::ZERO);
+        store.hold_reads(2, 2);
+        let (ra, rb) = tokio::join!(
+            a.set_receiving(ReceivingFaultsPatch {
+                latency_ms: Some(300),
+                ..Default::default()
+            }),
+            b.set_receiving(ReceivingFaultsPatch {
+                error_share: Some(0.5),
+                ..Default::default()
+            }),
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let stored = store.faults.lock().unwrap();
+        assert_eq!(
+            (stored.value.latency_ms, stored.value.error_share),
+            (300, 0.5),
+            "both changes are stored"
+        );
+        assert_eq!(stored.version, 2);
+        // The later of the two answers what is stored; the earlier its own step.
+        let (first, last) = if ra.error_share == 0.5 {
+            (rb, ra)
+        } else {
+            (ra, rb)
+        };
+        assert_eq!(last, stored.value);
+        assert_ne!(first, stored.value);
+        assert_eq!(store.reads.load(Ordering::SeqCst), 3, "one retry");
+    }
+
+    /// A refresh whose read started before this instance's own change and
+    /// answers after it does not bring the old faults back.
+    #[tokio::test]
+    async fn a_stale_read_does_not_undo_this_instances_change() {
+        let store = Arc::new(Store::default());
+        let lab = Arc::new(LabControls::shared(store.clone(), Duration::ZERO));
+        let release = store.hold_reads(1, 2);
+        let refresh = tokio::spawn({
+            let lab = lab.clone();
+            async move { lab.refresh().await }
+        });
+        // The refresh has read "never set" and waits; the change goes through.
+        while store.reads.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let set = lab
+            .set_receiving(ReceivingFaultsPatch {
+                error_share: Some(1.0),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        release.wait().await;
+        refresh.await.unwrap();
+        assert_eq!(*lab.receiving.read(), set, "the old read was dropped");
+        assert_eq!(lab.verdict().fail_with, Some(503));
     }
 
     #[tokio::test]

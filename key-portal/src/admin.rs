@@ -67,8 +67,7 @@ pub(crate) async fn put_rate(
     JsonBody(patch): JsonBody<RatePatch>,
 ) -> Result<Json<TopicView>, ApiError> {
     let t = topic(&name)?;
-    let rate = s.hq.rates.rate(t).await?.patched(patch);
-    s.hq.rates.set_rate(t, rate).await?;
+    s.hq.rates.patch_rate(t, patch).await?;
     if let Some(stream) = &s.order_stream {
         stream.rates_changed();
     }
@@ -119,23 +118,29 @@ pub(crate) async fn put_chaos(
     State(s): State<PortalState>,
     JsonBody(patch): JsonBody<ChaosPatch>,
 ) -> Result<Json<Chaos>, ApiError> {
-    // Check everything before changing anything.
+    // Check everything before changing anything (a share's range does not
+    // depend on the rate's other fields, so the check still holds when the
+    // patch is applied to the rate as it is then).
     let mut shares = Vec::new();
     for (name, share) in patch.malformed_share.unwrap_or_default() {
         let t = topic(&name)?;
-        let rate = s.hq.rates.rate(t).await?.patched(RatePatch {
+        let share = RatePatch {
             malformed_share: Some(share),
             ..Default::default()
-        });
-        rate.validate()
+        };
+        s.hq.rates
+            .rate(t)
+            .await?
+            .patched(share)
+            .validate()
             .map_err(|m| ApiError::bad_request("invalid", m))?;
-        shares.push((t, rate));
+        shares.push((t, share));
     }
     if let Some(r) = patch.receiving {
         s.hq.lab.set_receiving(r).await?;
     }
-    for (t, rate) in shares {
-        s.hq.rates.set_rate(t, rate).await?;
+    for (t, share) in shares {
+        s.hq.rates.patch_rate(t, share).await?;
     }
     if let Some(stream) = &s.order_stream {
         stream.rates_changed();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::domain::{Rate, TopicName};
+use crate::domain::{Rate, RatePatch, TopicName};
 use crate::error::CoreError;
 use crate::ports::RateStore;
 
@@ -21,6 +21,9 @@ pub struct RateService {
     store: Arc<dyn RateStore>,
     region: String,
     account_id: String,
+    /// One change at a time in this process: a change reads the rate, patches
+    /// it and writes it, and two interleaved changes would undo each other.
+    patching: tokio::sync::Mutex<()>,
 }
 
 impl RateService {
@@ -29,6 +32,7 @@ impl RateService {
             store,
             region,
             account_id,
+            patching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -61,6 +65,14 @@ impl RateService {
             .collect())
     }
 
+    /// Changes the fields `patch` gives and keeps the others, as one step in
+    /// this process (the facilitator's console; the chaos controls).
+    pub async fn patch_rate(&self, topic: TopicName, patch: RatePatch) -> Result<Rate, CoreError> {
+        let _one_at_a_time = self.patching.lock().await;
+        let rate = self.rate(topic).await?.patched(patch);
+        self.set_rate(topic, rate).await
+    }
+
     pub async fn set_rate(&self, topic: TopicName, rate: Rate) -> Result<Rate, CoreError> {
         rate.validate().map_err(CoreError::Invalid)?;
         self.store.put_rate(topic, &rate).await?;
@@ -71,5 +83,78 @@ impl RateService {
             "rate set"
         );
         Ok(rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::error::StoreError;
+
+    /// A store slow to answer a read, as a remote table is: time enough for
+    /// another change to read the same rate.
+    #[derive(Default)]
+    struct SlowStore(Mutex<Vec<(TopicName, Rate)>>);
+
+    #[async_trait]
+    impl RateStore for SlowStore {
+        async fn rates(&self) -> Result<Vec<(TopicName, Rate)>, StoreError> {
+            let read = self.0.lock().clone();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Ok(read)
+        }
+
+        async fn put_rate(&self, topic: TopicName, rate: &Rate) -> Result<(), StoreError> {
+            let mut rates = self.0.lock();
+            rates.retain(|(t, _)| *t != topic);
+            rates.push((topic, *rate));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_changes_to_one_topic_both_hold() {
+        let rates = RateService::new(Arc::new(SlowStore::default()), "r".into(), "1".into());
+        let topic = TopicName::Iridium;
+        let (a, b) = tokio::join!(
+            rates.patch_rate(
+                topic,
+                RatePatch {
+                    rate_per_minute: Some(120.0),
+                    ..Default::default()
+                }
+            ),
+            rates.patch_rate(
+                topic,
+                RatePatch {
+                    malformed_share: Some(0.25),
+                    ..Default::default()
+                }
+            ),
+        );
+        a.unwrap();
+        b.unwrap();
+        let stored = rates.rate(topic).await.unwrap();
+        assert_eq!(
+            (stored.rate_per_minute, stored.malformed_share),
+            (120.0, 0.25)
+        );
+        // An invalid change stores nothing.
+        assert!(rates
+            .patch_rate(
+                topic,
+                RatePatch {
+                    malformed_share: Some(2.0),
+                    ..Default::default()
+                }
+            )
+            .await
+            .is_err());
+        assert_eq!(rates.rate(topic).await.unwrap(), stored);
     }
 }

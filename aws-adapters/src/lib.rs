@@ -8,12 +8,15 @@
 //! * [`ApiGatewayKeys`] implements [`KeyGateway`](hq_core::ports::KeyGateway) on API
 //!   Gateway's API keys and usage plan.
 //! * [`SnsOrderBus`] implements [`OrderBus`](hq_core::ports::OrderBus) on SNS.
+//! * [`S3Assets`] implements [`AssetStore`](hq_core::ports::AssetStore) on an S3
+//!   bucket, for the portal's `/assets/`.
 //! * [`bootstrap`] creates or updates all of those resources, idempotently.
 //!
 //! Resource names come from [`AwsConfig`] (environment variables); endpoints,
 //! region and credentials from the standard AWS chain, so `AWS_ENDPOINT_URL`
 //! points everything at an emulator.
 
+mod assets;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
@@ -28,6 +31,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use hq_core::Ports;
 
+pub use assets::{S3Assets, MAX_ASSET_BYTES};
 pub use config::{AwsConfig, TableNames, ENV_VARS};
 pub use dynamo::DynamoStore;
 pub use gateway::ApiGatewayKeys;
@@ -58,6 +62,7 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub apigateway: aws_sdk_apigateway::Client,
     pub sns: aws_sdk_sns::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -66,6 +71,13 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             apigateway: aws_sdk_apigateway::Client::new(sdk),
             sns: aws_sdk_sns::Client::new(sdk),
+            // An emulator at a custom endpoint (moto) serves buckets by path,
+            // not as `<bucket>.<host>` names.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(sdk)
+                    .force_path_style(sdk.endpoint_url().is_some())
+                    .build(),
+            ),
         }
     }
 }

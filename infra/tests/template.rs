@@ -478,6 +478,43 @@ fn roles_are_least_privilege() {
     for (a, _) in grants(&t, "PortalRole") {
         assert!(!a.contains("sns:Publish"), "portal does not publish");
     }
+    // The assets bucket (when the stack has one): the portal reads and lists
+    // it, and no other policy touches S3.
+    let policies = resources_of(&t, "AWS::IAM::Policy");
+    assert_eq!(policies.len(), 1, "{policies:?}");
+    let (id, assets) = policies[0];
+    assert_eq!(id, "PortalAssetsPolicy");
+    assert_eq!(assets["Condition"], "WantAssetsBucket");
+    assert_eq!(
+        assets["Properties"]["Roles"],
+        json!([{"Ref": "PortalRole"}])
+    );
+    let statements = assets["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let grant = |st: &Value| (st["Action"].clone(), st["Resource"].clone());
+    assert_eq!(
+        statements.iter().map(grant).collect::<Vec<_>>(),
+        [
+            (
+                json!(["s3:GetObject"]),
+                json!({"Fn::Sub": "${AssetsBucket.Arn}/*"})
+            ),
+            (
+                json!(["s3:ListBucket"]),
+                json!({"Fn::GetAtt": ["AssetsBucket", "Arn"]})
+            ),
+        ]
+    );
+    assert_eq!(
+        env_of(&t, "PortalFunction")["HQ_ASSETS_BUCKET"],
+        json!({"Fn::If": ["WantAssetsBucket", {"Ref": "AssetsBucket"}, ""]})
+    );
+    for (role, _) in resources_of(&t, "AWS::IAM::Role") {
+        for (a, _) in grants(&t, role) {
+            assert!(!a.iter().any(|a| a.starts_with("s3:")), "{role}: {a:?}");
+        }
+    }
 }
 
 #[test]

@@ -153,7 +153,7 @@ impl Application {
             }),
             admin_token: admin_token.value().clone(),
             secure_cookies: public_url.starts_with("https://"),
-            assets_dir: args.assets_dir.clone(),
+            assets: args.assets_dir.clone().map(key_portal::Assets::Dir),
         };
         let router = Router::new()
             .merge(fulfillment_api::router(fulfillment_api::FulfillmentState {

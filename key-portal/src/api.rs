@@ -86,7 +86,7 @@ pub(crate) async fn info(State(s): State<PortalState>) -> Json<serde_json::Value
         "snsEndpoint": s.info.sns_endpoint,
         "region": s.hq.config.region,
         "topics": topics,
-        "assetsUrl": s.assets_dir.as_ref().map(|_| format!("{url}/assets/")),
+        "assetsUrl": s.assets.as_ref().map(|_| format!("{url}/assets/")),
     }))
 }
 

@@ -3,7 +3,10 @@
 //!
 //! A request can only reach files inside the folder: paths are checked
 //! component by component (no `..`, no hidden names), and the resolved real path
-//! (symlinks followed) must still lie inside the folder's real path.
+//! (symlinks followed) must still lie inside the folder's real path. The same
+//! check guards a remote [`AssetStore`] (the AWS mode's bucket), and both are
+//! answered alike: files with their type, folders as a listing, a folder named
+//! without its `/` redirected to it.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -13,27 +16,38 @@ use axum::response::{IntoResponse, Response};
 use hq_web::ApiError;
 use http::{header, HeaderValue, StatusCode};
 
-use crate::PortalState;
+use hq_core::ports::AssetStore;
+
+use crate::{Assets, PortalState};
 
 fn not_found() -> Response {
     ApiError::not_found("no such file in the workshop assets").into_response()
+}
+
+/// The parts of a URL path below `/assets/`, if every one is a plain name
+/// (no `..`, no `.`-led or hidden names, no backslashes).
+fn parts(rel: &str) -> Option<Vec<&str>> {
+    rel.split('/')
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let mut comps = Path::new(part).components();
+            match (comps.next(), comps.next()) {
+                (Some(Component::Normal(_)), None)
+                    if !part.starts_with('.') && !part.contains('\\') =>
+                {
+                    Some(part)
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Maps a URL path below `/assets/` to a real path inside `root`, or nothing.
 pub fn resolve(root: &Path, rel: &str) -> Option<PathBuf> {
     let root = root.canonicalize().ok()?;
     let mut path = root.clone();
-    for part in rel.split('/').filter(|p| !p.is_empty()) {
-        let mut comps = Path::new(part).components();
-        match (comps.next(), comps.next()) {
-            (Some(Component::Normal(c)), None)
-                if !part.starts_with('.') && !part.contains('\\') =>
-            {
-                path.push(c)
-            }
-            _ => return None,
-        }
-    }
+    path.extend(parts(rel)?);
     let real = path.canonicalize().ok()?;
     real.starts_with(&root).then_some(real)
 }
@@ -47,10 +61,23 @@ pub(crate) async fn path(state: State<PortalState>, UrlPath(rel): UrlPath<String
 }
 
 async fn serve(State(s): State<PortalState>, rel: String) -> Response {
-    let Some(root) = s.assets_dir.as_deref() else {
-        return not_found();
-    };
-    let Some(real) = resolve(root, &rel) else {
+    match &s.assets {
+        Some(Assets::Dir(root)) => serve_dir(root, &rel).await,
+        Some(Assets::Store(store)) => serve_store(store.as_ref(), &rel)
+            .await
+            .unwrap_or_else(|e| ApiError::from(e).into_response()),
+        None => not_found(),
+    }
+}
+
+/// A folder asked for without its trailing `/`: relative links need it.
+fn to_folder(rel: &str) -> Response {
+    let to = format!("/assets/{rel}/");
+    (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, to)]).into_response()
+}
+
+async fn serve_dir(root: &Path, rel: &str) -> Response {
+    let Some(real) = resolve(root, rel) else {
         return not_found();
     };
     let Ok(meta) = tokio::fs::metadata(&real).await else {
@@ -58,21 +85,54 @@ async fn serve(State(s): State<PortalState>, rel: String) -> Response {
     };
     if meta.is_dir() {
         if !rel.is_empty() && !rel.ends_with('/') {
-            let to = format!("/assets/{rel}/");
-            return (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, to)]).into_response();
+            return to_folder(rel);
         }
-        return listing(&real, &rel).await.unwrap_or_else(not_found);
+        return match dir_entries(&real).await {
+            Some(entries) => listing(&entries, rel),
+            None => not_found(),
+        };
     }
     let Ok(file) = tokio::fs::File::open(&real).await else {
         return not_found();
     };
-    let mime = mime_guess::from_path(&real).first_or_octet_stream();
-    let mut res = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(file)));
+    file_response(
+        &real,
+        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+        meta.len(),
+    )
+}
+
+async fn serve_store(store: &dyn AssetStore, rel: &str) -> Result<Response, hq_core::StoreError> {
+    let Some(parts) = parts(rel) else {
+        return Ok(not_found());
+    };
+    let path = parts.join("/");
+    if rel.is_empty() || rel.ends_with('/') {
+        return Ok(match store.folder(&path).await? {
+            Some(entries) => listing(&entries, rel),
+            None => not_found(),
+        });
+    }
+    match store.file(&path).await? {
+        Some(bytes) => {
+            let len = bytes.len() as u64;
+            Ok(file_response(Path::new(&path), Body::from(bytes), len))
+        }
+        None if store.folder(&path).await?.is_some() => Ok(to_folder(rel)),
+        None => Ok(not_found()),
+    }
+}
+
+/// A file's answer: its type from its name, and headers that keep a browser
+/// from running it as a page of HQ's.
+fn file_response(name: &Path, body: Body, len: u64) -> Response {
+    let mime = mime_guess::from_path(name).first_or_octet_stream();
+    let mut res = Response::new(body);
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(mime.as_ref()) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.len()));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -92,8 +152,8 @@ fn escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A plain listing, so `curl` users and browsers alike can find the files.
-async fn listing(dir: &Path, rel: &str) -> Option<Response> {
+/// A folder's names, folders with a trailing `/`, hidden ones left out, sorted.
+async fn dir_entries(dir: &Path) -> Option<Vec<String>> {
     let mut entries = Vec::new();
     let mut rd = tokio::fs::read_dir(dir).await.ok()?;
     while let Ok(Some(e)) = rd.next_entry().await {
@@ -105,6 +165,11 @@ async fn listing(dir: &Path, rel: &str) -> Option<Response> {
         entries.push(if is_dir { format!("{name}/") } else { name });
     }
     entries.sort();
+    Some(entries)
+}
+
+/// A plain listing, so `curl` users and browsers alike can find the files.
+fn listing(entries: &[String], rel: &str) -> Response {
     let items: String = entries
         .iter()
         .map(|n| {
@@ -122,7 +187,7 @@ async fn listing(dir: &Path, rel: &str) -> Option<Response> {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'"),
     );
-    Some(res)
+    res
 }
 
 fn urlencode(s: &str) -> String {

@@ -43,7 +43,16 @@ pub struct PortalState {
     /// Mark the session cookie `Secure` (when HQ is served over HTTPS).
     pub secure_cookies: bool,
     /// Workshop files served under `/assets/`.
-    pub assets_dir: Option<PathBuf>,
+    pub assets: Option<Assets>,
+}
+
+/// Where the workshop's files come from.
+#[derive(Clone)]
+pub enum Assets {
+    /// A folder on this machine (the all-in-one mode's `--assets-dir`).
+    Dir(PathBuf),
+    /// A store elsewhere (the AWS mode: the stack's assets bucket).
+    Store(Arc<dyn hq_core::ports::AssetStore>),
 }
 
 pub fn router(state: PortalState) -> Router {

@@ -67,6 +67,11 @@ pub struct LambdaSettings {
     #[arg(long, env = "HQ_SESSION_HOURS", default_value_t = 12)]
     pub session_hours: u64,
 
+    /// The bucket whose files the portal serves under `/assets/` (the stack's
+    /// assets bucket); unset or empty: none.
+    #[arg(long, env = "HQ_ASSETS_BUCKET", default_value = "")]
+    pub assets_bucket: String,
+
     /// Length of the interval each order-publisher invocation covers, in
     /// seconds (the schedule's period: 60 for `rate(1 minute)`).
     #[arg(long, env = "HQ_PUBLISH_INTERVAL_SECS", default_value_t = 60)]
@@ -101,6 +106,8 @@ pub struct Wiring {
     pub adapters: AwsAdapters,
     pub hq: Arc<Hq>,
     pub metrics: Arc<Metrics>,
+    /// The workshop files of `HQ_ASSETS_BUCKET`, if set.
+    pub assets: Option<Arc<aws_adapters::S3Assets>>,
 }
 
 impl Wiring {
@@ -141,11 +148,20 @@ impl Wiring {
             },
         };
         let hq = Arc::new(Hq::new(adapters.ports(), hq_config));
+        let assets = Some(settings.assets_bucket.trim())
+            .filter(|b| !b.is_empty())
+            .map(|b| {
+                Arc::new(aws_adapters::S3Assets::new(
+                    clients.s3.clone(),
+                    b.to_owned(),
+                ))
+            });
         Self {
             settings,
             adapters,
             hq,
             metrics: Arc::new(Metrics::new()),
+            assets,
         }
     }
 
@@ -195,12 +211,53 @@ impl Wiring {
             }),
             admin_token: admin_token.into(),
             secure_cookies: public_url.starts_with("https://"),
-            assets_dir: None,
+            assets: self
+                .assets
+                .clone()
+                .map(|a| key_portal::Assets::Store(a as Arc<dyn hq_core::ports::AssetStore>)),
         };
         Ok(self.observed(
             Router::new()
                 .merge(hq_web::ops_router(self.metrics.clone()))
-                .merge(key_portal::router(portal)),
+                .merge(key_portal::router(portal))
+                .layer(axum::middleware::map_response(text_stays_text)),
         ))
     }
+}
+
+/// Marks a UTF-8 body of a type `lambda_http` does not take for text (a
+/// `Dockerfile` is `application/octet-stream`, a `.sh` `application/x-sh`)
+/// to pass as text. Otherwise `lambda_http` base64-encodes it, and API
+/// Gateway, which has no binary media types here, hands attendees the base64.
+async fn text_stays_text(res: axum::response::Response) -> axum::response::Response {
+    use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+    let already_text = match res.headers().get(CONTENT_TYPE) {
+        None => true,
+        Some(t) => t.to_str().is_ok_and(|t| {
+            [
+                "text/",
+                "application/json",
+                "application/javascript",
+                "application/xml",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p))
+        }),
+    };
+    if already_text || res.headers().contains_key(CONTENT_ENCODING) {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    // Portal answers are whole in memory already (assets up to 5 MiB).
+    let bytes = match hq_web::read_body(body, 2 * aws_adapters::MAX_ASSET_BYTES as usize).await {
+        Ok(bytes) => bytes,
+        Err(e) => return axum::response::IntoResponse::into_response(e),
+    };
+    if std::str::from_utf8(&bytes).is_ok() {
+        parts.headers.insert(
+            "x-lambda-http-content-encoding",
+            axum::http::HeaderValue::from_static("text"),
+        );
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }

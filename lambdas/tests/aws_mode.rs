@@ -1022,3 +1022,195 @@ async fn a_large_surge_is_published_in_batches_of_ten() {
     // at most one partial batch per topic where the calls in flight split).
     assert!(batches.len() <= 251 + 2 * 32, "{} calls", batches.len());
 }
+
+/// The portal Lambda serves the workshop's files from the stack's assets
+/// bucket (`HQ_ASSETS_BUCKET`) as the all-in-one server serves its folder:
+/// files with their type, folders as listings, hidden names and escapes
+/// refused, a file too large for a Lambda answer refused clearly.
+#[tokio::test]
+async fn the_portal_lambda_serves_the_assets_bucket() {
+    let moto = moto::Moto::start().await;
+    let sdk = aws_adapters::sdk_config_for_endpoint(&moto.endpoint, "us-west-2").await;
+    let clients = Clients::new(&sdk);
+    let bucket = "hq-assets";
+    clients
+        .s3
+        .create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let monolith = "print('Interstella logistics')\n";
+    let big = vec![b'x'; (aws_adapters::MAX_ASSET_BYTES + 1) as usize];
+    for (key, body) in [
+        ("code/monolith/monolith.py", monolith.as_bytes()),
+        ("code/monolith/Dockerfile", b"FROM python:3\n".as_slice()),
+        ("README.txt", b"workshop files\n".as_slice()),
+        (".env", b"SECRET=1\n".as_slice()),
+        ("code/.secret", b"s\n".as_slice()),
+        ("empty/", b"".as_slice()),
+        ("big.bin", big.as_slice()),
+        ("logo.png", b"\x89PNG\r\n\x1a\n\xff\x00".as_slice()),
+    ] {
+        clients
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let config = config_with(TableNames::prefixed("assets"));
+    let settings = hq_lambdas::LambdaSettings::parse_from([
+        "hq-lambda",
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--assets-bucket",
+        bucket,
+    ]);
+    let wiring = hq_lambdas::Wiring::new(settings, &clients, config, false);
+    let router = wiring.portal_router().unwrap();
+    through_api_gateway_text_stays_text(router.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| client.get(format!("{base}{path}")).send();
+
+    let res = get("/assets/code/monolith/monolith.py").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/plain");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(res.text().await.unwrap(), monolith);
+
+    // A UTF-8 file of a type lambda_http would base64-encode is marked to
+    // pass as text; binary bytes are left as they are.
+    let docker = get("/assets/code/monolith/Dockerfile").await.unwrap();
+    assert_eq!(docker.headers()["content-type"], "application/octet-stream");
+    assert_eq!(docker.headers()["x-lambda-http-content-encoding"], "text");
+    assert_eq!(docker.text().await.unwrap(), "FROM python:3\n");
+    let png = get("/assets/logo.png").await.unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert!(!png.headers().contains_key("x-lambda-http-content-encoding"));
+    assert_eq!(png.bytes().await.unwrap().len(), 10);
+
+    let top = get("/assets/").await.unwrap();
+    assert_eq!(top.status(), StatusCode::OK);
+    let top = top.text().await.unwrap();
+    for shown in ["README.txt", "code/", "empty/", "big.bin"] {
+        assert!(top.contains(&format!("href=\"{shown}\"")), "{shown}: {top}");
+    }
+    assert!(!top.contains(".env"), "{top}");
+    let folder = get("/assets/code/monolith/")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(folder.contains("href=\"Dockerfile\"") && folder.contains("href=\"monolith.py\""));
+    let code = get("/assets/code/").await.unwrap().text().await.unwrap();
+    assert!(
+        code.contains("href=\"monolith/\"") && !code.contains("secret"),
+        "{code}"
+    );
+    assert_eq!(
+        get("/assets/empty/").await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let moved = get("/assets/code/monolith").await.unwrap();
+    assert_eq!(moved.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(moved.headers()["location"], "/assets/code/monolith/");
+
+    for missing in [
+        "/assets/nope.txt",
+        "/assets/nope/",
+        "/assets/.env",
+        "/assets/code/.secret",
+        "/assets/code/..%2fREADME.txt",
+        "/assets/code%5cmonolith%5cmonolith.py",
+    ] {
+        let res = get(missing).await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{missing}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "not_found", "{missing}");
+    }
+
+    // Dot segments as a hostile client sends them (an HTTP library would
+    // resolve them before sending).
+    for raw in [
+        "/assets/code/../README.txt",
+        "/assets/code/%2e%2e/README.txt",
+    ] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        let req = format!("GET {raw} HTTP/1.1\r\nHost: hq\r\nConnection: close\r\n\r\n");
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 404"), "{raw}: {answer}");
+    }
+
+    let big = get("/assets/big.bin").await.unwrap();
+    assert_eq!(big.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(big.headers().contains_key("x-amzn-requestid"));
+
+    let info: Value = get("/api/info").await.unwrap().json().await.unwrap();
+    assert!(
+        info["assetsUrl"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/assets/")),
+        "{info}"
+    );
+}
+
+/// What API Gateway gets from the portal Lambda for a Dockerfile (no text
+/// type): the file's text, not base64 (the REST API has no binary media types,
+/// so base64 would reach the attendee's `curl` as it is).
+async fn through_api_gateway_text_stays_text(router: axum::Router) {
+    use lambda_http::tower::{Service, ServiceExt};
+    let event: lambda_http::request::LambdaRequest = serde_json::from_value(json!({
+        "resource": "/assets/{proxy+}",
+        "path": "/assets/code/monolith/Dockerfile",
+        "httpMethod": "GET",
+        "headers": {"Host": "abc123.execute-api.us-west-2.amazonaws.com"},
+        "pathParameters": {"proxy": "code/monolith/Dockerfile"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "resourceId": "r1",
+            // No stage: the deployed Lambda ignores it in the path
+            // (AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH, see infra/README.md).
+            "requestId": "0f1e2d3c",
+            "identity": {"sourceIp": "192.0.2.1"},
+            "resourcePath": "/assets/{proxy+}",
+            "httpMethod": "GET",
+            "apiId": "abc123"
+        },
+        "isBase64Encoded": false
+    }))
+    .unwrap();
+    let mut adapter = lambda_http::Adapter::from(router);
+    let answer = adapter
+        .ready()
+        .await
+        .unwrap()
+        .call(lambda_http::LambdaEvent::new(event, Default::default()))
+        .await
+        .unwrap();
+    let answer = serde_json::to_value(&answer).unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(answer["isBase64Encoded"], false, "{answer}");
+    assert_eq!(answer["body"], "FROM python:3\n", "{answer}");
+}

@@ -159,5 +159,17 @@ pub trait LabStore: Send + Sync + 'static {
     async fn delete_surge(&self, surge: &SurgeRecord) -> Result<(), StoreError>;
 }
 
+/// The workshop's downloadable files where they live outside this process
+/// (the AWS mode: an S3 bucket). Paths are relative and `/`-separated, and
+/// the caller has checked them (no empty, `.`-led or `..` parts).
+#[async_trait]
+pub trait AssetStore: Send + Sync + 'static {
+    /// The file at `path`, or `None` if there is none.
+    async fn file(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The names directly inside folder `path` (`""`: the top), folders with
+    /// a trailing `/`, sorted; `None` if there is no such folder.
+    async fn folder(&self, path: &str) -> Result<Option<Vec<String>>, StoreError>;
+}
+
 mod order_bus;
 pub use order_bus::*;

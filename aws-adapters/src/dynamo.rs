@@ -17,12 +17,14 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Select, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, Select, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use hq_core::clock::{minute_of, now_millis, Millis};
 use hq_core::domain::{
-    Amounts, ApiKey, Fulfillment, KeyId, KeyRecord, Rate, ReceivingFaults, SurgeRecord, TopicName,
-    UserRecord, UserTotals, Username, WINDOW_MINUTES,
+    Amounts, ApiKey, Fulfillment, KeyId, KeyRecord, Rate, RatePatch, ReceivingFaults, SurgeRecord,
+    TopicName, UserRecord, UserTotals, Username, WINDOW_MINUTES,
 };
 use hq_core::ports::{AccountStore, LabStore, Ledger, RateStore, Session, Versioned, Written};
 use hq_core::StoreError;
@@ -787,6 +789,66 @@ impl RateStore for DynamoStore {
             .await
             .map_err(|e| aws_err("PutItem", table, e))?;
         Ok(())
+    }
+
+    /// One `UpdateItem` that sets the given fields and keeps the others (or
+    /// their defaults, for a topic never set): atomic, so two portal instances
+    /// changing different fields at once both hold.
+    async fn patch_rate(&self, topic: TopicName, patch: RatePatch) -> Result<Rate, StoreError> {
+        let table = &self.tables.rates;
+        let default = Rate::default();
+        let fields = [
+            (
+                "ratePerMinute",
+                patch.rate_per_minute.map(n),
+                n(default.rate_per_minute),
+            ),
+            (
+                "paused",
+                patch.paused.map(AttributeValue::Bool),
+                AttributeValue::Bool(default.paused),
+            ),
+            (
+                "malformedShare",
+                patch.malformed_share.map(n),
+                n(default.malformed_share),
+            ),
+        ];
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("topic", s(topic.as_str()))
+            .return_values(ReturnValue::AllNew);
+        let mut sets = Vec::new();
+        for (i, (name, given, default)) in fields.into_iter().enumerate() {
+            update = update.expression_attribute_names(format!("#f{i}"), name);
+            match given {
+                Some(v) => {
+                    sets.push(format!("#f{i} = :v{i}"));
+                    update = update.expression_attribute_values(format!(":v{i}"), v);
+                }
+                None => {
+                    sets.push(format!("#f{i} = if_not_exists(#f{i}, :d{i})"));
+                    update = update.expression_attribute_values(format!(":d{i}"), default);
+                }
+            }
+        }
+        let out = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await
+            .map_err(|e| aws_err("UpdateItem", table, e))?;
+        let item = out.attributes().ok_or_else(|| {
+            StoreError(format!(
+                "UpdateItem on table {table}: no attributes returned"
+            ))
+        })?;
+        Ok(Rate {
+            rate_per_minute: get_n(item, "ratePerMinute")?,
+            paused: get_bool(item, "paused"),
+            malformed_share: get_n(item, "malformedShare")?,
+        })
     }
 }
 

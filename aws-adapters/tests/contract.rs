@@ -18,8 +18,8 @@ use aws_adapters::bootstrap::{bootstrap, BootstrapOptions};
 use aws_adapters::{AwsAdapters, AwsConfig, Clients, TableNames};
 use hq_core::clock::{minute_of, now_millis};
 use hq_core::domain::{
-    Amounts, Endpoint, EndpointPolicy, Fulfillment, KeyRecord, Rate, SubscriptionStatus, TopicName,
-    UserRecord, Username,
+    Amounts, Endpoint, EndpointPolicy, Fulfillment, KeyRecord, Rate, RatePatch, SubscriptionStatus,
+    TopicName, UserRecord, Username,
 };
 use hq_core::ports::{
     BusError, KeyGateway, OrderBus, Session, SubscriptionFilter, Versioned, Written,
@@ -363,6 +363,42 @@ async fn rates(p: &Ports) {
             .collect::<Vec<_>>(),
         vec![&(TopicName::Magnesite, r2)]
     );
+
+    // A patch changes the fields given and keeps the others (the defaults,
+    // for a topic never set), and answers what is stored.
+    let iridium = |rates: Vec<(TopicName, Rate)>| {
+        rates
+            .into_iter()
+            .find(|(t, _)| *t == TopicName::Iridium)
+            .map(|(_, r)| r)
+    };
+    assert_eq!(iridium(p.rates.rates().await.unwrap()), None);
+    let share = RatePatch {
+        malformed_share: Some(0.5),
+        ..RatePatch::default()
+    };
+    let patched = p.rates.patch_rate(TopicName::Iridium, share).await.unwrap();
+    assert_eq!(
+        patched,
+        Rate {
+            malformed_share: 0.5,
+            ..Rate::default()
+        }
+    );
+    let faster = RatePatch {
+        rate_per_minute: Some(90.0),
+        ..RatePatch::default()
+    };
+    let patched = p
+        .rates
+        .patch_rate(TopicName::Iridium, faster)
+        .await
+        .unwrap();
+    assert_eq!(
+        (patched.rate_per_minute, patched.malformed_share),
+        (90.0, 0.5)
+    );
+    assert_eq!(iridium(p.rates.rates().await.unwrap()), Some(patched));
 }
 
 async fn reset(p: &Ports, tag: &str) {
@@ -542,6 +578,7 @@ async fn aws_adapters_pass_the_port_contract() {
     let adapters = AwsAdapters::new(&clients, config.clone());
     port_contract(&adapters.ports(), "aws").await;
     lab_faults_are_shared(&adapters, &clients.dynamodb).await;
+    rate_patches_do_not_undo_each_other(&adapters).await;
 
     let receiver = receiver::Receiver::start("/order/").await;
     bus_contract(adapters.bus.as_ref(), &receiver.url).await;
@@ -585,6 +622,60 @@ async fn aws_adapters_pass_the_port_contract() {
         "off the plan"
     );
     adapters.gateway.disable(&owner, &key).await.unwrap(); // nothing left: fine
+}
+
+/// Patches of different fields of one topic, sent at once as two portal
+/// instances would: each is one `UpdateItem` of its own field, so both hold
+/// however they interleave (the embedded store's default read-then-write
+/// relies on `RateService` taking turns instead).
+async fn rate_patches_do_not_undo_each_other(adapters: &AwsAdapters) {
+    use hq_core::ports::RateStore;
+    for round in 0..5 {
+        let rate = f64::from(round) + 1.0;
+        let share = f64::from(round) / 10.0;
+        let (a, b, c) = tokio::join!(
+            adapters.store.patch_rate(
+                TopicName::Orders,
+                RatePatch {
+                    rate_per_minute: Some(rate),
+                    ..RatePatch::default()
+                }
+            ),
+            adapters.store.patch_rate(
+                TopicName::Orders,
+                RatePatch {
+                    malformed_share: Some(share),
+                    ..RatePatch::default()
+                }
+            ),
+            adapters.store.patch_rate(
+                TopicName::Orders,
+                RatePatch {
+                    paused: Some(round % 2 == 0),
+                    ..RatePatch::default()
+                }
+            ),
+        );
+        let (_, _, _) = (a.unwrap(), b.unwrap(), c.unwrap());
+        let stored = adapters
+            .store
+            .rates()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(t, _)| *t == TopicName::Orders)
+            .unwrap()
+            .1;
+        assert_eq!(
+            stored,
+            Rate {
+                rate_per_minute: rate,
+                paused: round % 2 == 0,
+                malformed_share: share,
+            },
+            "round {round}"
+        );
+    }
 }
 
 /// The lab faults round-trip through the rates table without becoming a rate.

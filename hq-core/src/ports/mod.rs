@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
 use crate::domain::{
-    Fulfillment, KeyId, KeyRecord, Rate, ReceivingFaults, SurgeRecord, TopicName, UserRecord,
-    UserTotals, Username,
+    Fulfillment, KeyId, KeyRecord, Rate, RatePatch, ReceivingFaults, SurgeRecord, TopicName,
+    UserRecord, UserTotals, Username,
 };
 use crate::error::StoreError;
 
@@ -135,6 +135,22 @@ pub trait RateStore: Send + Sync + 'static {
     /// The stored rates; topics never set are absent (the caller applies defaults).
     async fn rates(&self) -> Result<Vec<(TopicName, Rate)>, StoreError>;
     async fn put_rate(&self, topic: TopicName, rate: &Rate) -> Result<(), StoreError>;
+    /// Changes the fields `patch` gives and keeps the others; answers the rate
+    /// now stored. A store shared by several processes writes only the given
+    /// fields, atomically (DynamoDB: one `UpdateItem`), so concurrent changes
+    /// of different fields all hold. This default reads, then writes: callers
+    /// in one process take turns (`RateService::patch_rate`).
+    async fn patch_rate(&self, topic: TopicName, patch: RatePatch) -> Result<Rate, StoreError> {
+        let current = self
+            .rates()
+            .await?
+            .into_iter()
+            .find(|(t, _)| *t == topic)
+            .map_or_else(Rate::default, |(_, r)| r);
+        let next = current.patched(patch);
+        self.put_rate(topic, &next).await?;
+        Ok(next)
+    }
 }
 
 /// The lab controls, where more than one process applies them (the AWS mode:

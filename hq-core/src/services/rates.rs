@@ -69,21 +69,33 @@ impl RateService {
     /// this process (the facilitator's console; the chaos controls).
     pub async fn patch_rate(&self, topic: TopicName, patch: RatePatch) -> Result<Rate, CoreError> {
         let _one_at_a_time = self.patching.lock().await;
-        let rate = self.rate(topic).await?.patched(patch);
-        self.set_rate(topic, rate).await
+        // Each field's range is checked on its own, so a patch valid on the
+        // rate read here is valid on whatever another process stored since.
+        self.rate(topic)
+            .await?
+            .patched(patch)
+            .validate()
+            .map_err(CoreError::Invalid)?;
+        let rate = self.store.patch_rate(topic, patch).await?;
+        Ok(logged(topic, rate))
     }
 
     pub async fn set_rate(&self, topic: TopicName, rate: Rate) -> Result<Rate, CoreError> {
         rate.validate().map_err(CoreError::Invalid)?;
         self.store.put_rate(topic, &rate).await?;
-        tracing::info!(
-            topic = topic.as_str(),
-            rate = rate.rate_per_minute,
-            paused = rate.paused,
-            "rate set"
-        );
-        Ok(rate)
+        Ok(logged(topic, rate))
     }
+}
+
+fn logged(topic: TopicName, rate: Rate) -> Rate {
+    tracing::info!(
+        topic = topic.as_str(),
+        rate = rate.rate_per_minute,
+        paused = rate.paused,
+        share = rate.malformed_share,
+        "rate set"
+    );
+    rate
 }
 
 #[cfg(test)]

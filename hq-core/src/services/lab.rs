@@ -16,7 +16,7 @@ use crate::clock::Millis;
 pub use crate::domain::ReceivingFaults;
 use crate::domain::{check_surge, SurgeRecord, TopicName, MAX_RUNNING_SURGES};
 use crate::error::CoreError;
-use crate::ports::{LabStore, Versioned, Written};
+use crate::ports::{LabStore, Written};
 
 /// A change to the faults: only the fields given change.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -72,20 +72,28 @@ struct Shared {
     refresh: Duration,
     /// When the store was last read (`None`: never).
     read_at: Mutex<Option<Instant>>,
-    /// The newest version of the faults this instance holds. A read that
-    /// started before this instance's own change and answers after it is
-    /// older, and is dropped rather than undo the change.
-    version: Mutex<u64>,
+    /// When this instance last stored a change. A read that started before
+    /// it may answer the faults from before the change, and is dropped rather
+    /// than undo it. (Time, not versions: an item deleted and written again
+    /// starts over at version 1, and must still be taken.)
+    written_at: Mutex<Option<Instant>>,
 }
 
 impl Shared {
-    /// Takes `faults` as this instance's copy unless it holds a newer version.
-    fn adopt(&self, faults: &RwLock<ReceivingFaults>, value: ReceivingFaults, version: u64) {
-        let mut held = self.version.lock();
-        if version >= *held {
-            *held = version;
+    /// Takes what a read that started at `started` found, unless this
+    /// instance stored a change after that read began.
+    fn adopt(&self, faults: &RwLock<ReceivingFaults>, value: ReceivingFaults, started: Instant) {
+        let written_at = self.written_at.lock();
+        if written_at.is_none_or(|w| started >= w) {
             *faults.write() = value;
         }
+    }
+
+    /// Takes this instance's own change, just stored.
+    fn stored(&self, faults: &RwLock<ReceivingFaults>, value: ReceivingFaults) {
+        let mut written_at = self.written_at.lock();
+        *written_at = Some(Instant::now());
+        *faults.write() = value;
     }
 }
 
@@ -106,7 +114,7 @@ impl LabControls {
                 store,
                 refresh,
                 read_at: Mutex::new(None),
-                version: Mutex::new(0),
+                written_at: Mutex::new(None),
             }),
         }
     }
@@ -124,9 +132,13 @@ impl LabControls {
             // Claimed before the read, so concurrent requests read once.
             *read_at = Some(Instant::now());
         }
+        let started = Instant::now();
         match shared.store.receiving_faults().await {
-            Ok(Some(f)) => shared.adopt(&self.receiving, f.value, f.version),
-            Ok(None) => shared.adopt(&self.receiving, ReceivingFaults::default(), 0),
+            Ok(f) => shared.adopt(
+                &self.receiving,
+                f.map(|f| f.value).unwrap_or_default(),
+                started,
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "reading the lab controls failed; keeping the last ones")
             }
@@ -175,8 +187,7 @@ impl LabControls {
             let expected = stored.map(|f| f.version);
             match shared.store.put_receiving_faults(&next, expected).await? {
                 Written::Done => {
-                    let version = Versioned::<ReceivingFaults>::next(expected);
-                    shared.adopt(&self.receiving, next, version);
+                    shared.stored(&self.receiving, next);
                     return Ok(next);
                 }
                 Written::Conflict => continue,
@@ -269,6 +280,7 @@ mod tests {
     use super::*;
     use crate::domain::{MAX_SURGE_COUNT, MAX_SURGE_SECONDS};
     use crate::error::StoreError;
+    use crate::ports::Versioned;
 
     #[tokio::test]
     async fn off_by_default_and_validated() {
@@ -522,6 +534,36 @@ mod tests {
         refresh.await.unwrap();
         assert_eq!(*lab.receiving.read(), set, "the old read was dropped");
         assert_eq!(lab.verdict().fail_with, Some(503));
+    }
+
+    /// Versions may start over (the item deleted, then written again at
+    /// version 1): another instance still takes the new faults.
+    #[tokio::test]
+    async fn faults_written_again_from_scratch_are_taken() {
+        let store = Arc::new(Store::default());
+        let portal = LabControls::shared(store.clone(), Duration::ZERO);
+        let fulfillment = LabControls::shared(store.clone(), Duration::ZERO);
+        for share in [0.1, 0.2, 0.3] {
+            portal
+                .set_receiving(ReceivingFaultsPatch {
+                    error_share: Some(share),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(fulfillment.receiving().await.error_share, 0.3);
+        *store.faults.lock() = None;
+        assert_eq!(fulfillment.receiving().await, ReceivingFaults::default());
+        portal
+            .set_receiving(ReceivingFaultsPatch {
+                error_share: Some(1.0),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.faults.lock().unwrap().version, 1);
+        assert_eq!(fulfillment.receiving().await.error_share, 1.0);
     }
 
     #[tokio::test]

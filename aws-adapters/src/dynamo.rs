@@ -133,6 +133,14 @@ where
     ))
 }
 
+fn rate_from(item: &Item) -> Result<Rate, StoreError> {
+    Ok(Rate {
+        rate_per_minute: get_n(item, "ratePerMinute")?,
+        paused: get_bool(item, "paused"),
+        malformed_share: get_n(item, "malformedShare")?,
+    })
+}
+
 /// A conditional `PutItem`'s outcome: a failed condition is a [`Written::Conflict`].
 fn conditional_put<T>(
     out: Result<T, SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError>>,
@@ -764,12 +772,7 @@ impl RateStore for DynamoStore {
         let mut out = Vec::new();
         for item in scan_all(&self.client, &self.tables.rates).await? {
             if let Some(topic) = TopicName::parse(get_s(&item, "topic")?) {
-                let rate = Rate {
-                    rate_per_minute: get_n(&item, "ratePerMinute")?,
-                    paused: get_bool(&item, "paused"),
-                    malformed_share: get_n(&item, "malformedShare")?,
-                };
-                out.push((topic, rate));
+                out.push((topic, rate_from(&item)?));
             }
         }
         out.sort_by_key(|(t, _)| *t);
@@ -844,11 +847,7 @@ impl RateStore for DynamoStore {
                 "UpdateItem on table {table}: no attributes returned"
             ))
         })?;
-        Ok(Rate {
-            rate_per_minute: get_n(item, "ratePerMinute")?,
-            paused: get_bool(item, "paused"),
-            malformed_share: get_n(item, "malformedShare")?,
-        })
+        rate_from(item)
     }
 }
 

@@ -107,7 +107,7 @@ pub struct Wiring {
     pub hq: Arc<Hq>,
     pub metrics: Arc<Metrics>,
     /// The workshop files of `HQ_ASSETS_BUCKET`, if set.
-    pub assets: Option<Arc<aws_adapters::S3Assets>>,
+    pub assets: Option<Arc<dyn hq_core::ports::AssetStore>>,
 }
 
 impl Wiring {
@@ -151,10 +151,8 @@ impl Wiring {
         let assets = Some(settings.assets_bucket.trim())
             .filter(|b| !b.is_empty())
             .map(|b| {
-                Arc::new(aws_adapters::S3Assets::new(
-                    clients.s3.clone(),
-                    b.to_owned(),
-                ))
+                let store = aws_adapters::S3Assets::new(clients.s3.clone(), b.to_owned());
+                Arc::new(store) as Arc<dyn hq_core::ports::AssetStore>
             });
         Self {
             settings,
@@ -211,10 +209,7 @@ impl Wiring {
             }),
             admin_token: admin_token.into(),
             secure_cookies: public_url.starts_with("https://"),
-            assets: self
-                .assets
-                .clone()
-                .map(|a| key_portal::Assets::Store(a as Arc<dyn hq_core::ports::AssetStore>)),
+            assets: self.assets.clone().map(key_portal::Assets::Store),
         };
         Ok(self.observed(
             Router::new()

@@ -81,6 +81,15 @@ pub struct RatePatch {
     pub malformed_share: Option<f64>,
 }
 
+impl RatePatch {
+    /// Rejects a field the publisher could not honour. Each field's range is
+    /// checked on its own, so a valid patch stays valid whatever rate it is
+    /// applied to (another process may change the rate meanwhile).
+    pub fn validate(&self) -> Result<(), String> {
+        Rate::default().patched(*self).validate()
+    }
+}
+
 impl Rate {
     pub fn patched(self, p: RatePatch) -> Rate {
         Rate {

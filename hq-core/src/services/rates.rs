@@ -68,14 +68,8 @@ impl RateService {
     /// Changes the fields `patch` gives and keeps the others, as one step in
     /// this process (the facilitator's console; the chaos controls).
     pub async fn patch_rate(&self, topic: TopicName, patch: RatePatch) -> Result<Rate, CoreError> {
+        patch.validate().map_err(CoreError::Invalid)?;
         let _one_at_a_time = self.patching.lock().await;
-        // Each field's range is checked on its own, so a patch valid on the
-        // rate read here is valid on whatever another process stored since.
-        self.rate(topic)
-            .await?
-            .patched(patch)
-            .validate()
-            .map_err(CoreError::Invalid)?;
         let rate = self.store.patch_rate(topic, patch).await?;
         Ok(logged(topic, rate))
     }
